@@ -1,0 +1,351 @@
+"""The training loop: data, networks, a distributed GradientTape step, checkpoints, summaries, exports.
+
+    from cgan import train
+    from cgan.config import TrainConfig
+    result = train.train_and_evaluate(TrainConfig(workdir="runs/demo", train_steps=3000))
+
+What one run writes into its workdir:
+    config.json                 the resolved configuration (precision, replicas, resolution, classes)
+    checkpoints/ckpt-N.*        G, D, both optimizers, the step and the noise generator's state
+    train/events.*              TensorBoard: d_loss, g_loss, d_real, d_fake, steps_per_sec, images, config
+    samples/step_NNNNNN.png     the fixed-noise grid, one row per class
+    generator.keras, generator.json, discriminator.keras   the latest export (see cgan.export)
+
+Running the same command again restores the latest checkpoint and continues to --train_steps. The
+data stream and the noise both continue where they stopped (the stream is a function of the step,
+see cgan.input_pipeline; the noise comes from a checkpointed tf.random.Generator).
+
+One step = one discriminator update on a real and a generated batch, then one generator update on
+fresh noise, as the seed did. Fake images use the real batch's labels, so both networks see classes
+in the data's proportions.
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from cgan import datasets, export, images, input_pipeline, losses, networks, precision
+from cgan.config import MODEL_FIELDS, TrainConfig
+from cgan.errors import UserError
+
+CHECKPOINT_DIR = "checkpoints"
+SUMMARY_DIR = "train"
+SAMPLES_DIR = "samples"
+GRID_COLUMNS = 8
+_GRID_NOISE_SEED = 1234
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a finished (or stopped) run reports back."""
+    step: int
+    restored_step: int
+    stopped_by_signal: bool
+    metrics: dict
+
+
+def configure_devices(config):
+    """Splits the CPU into `cpu_replicas` logical devices; must run before TensorFlow starts."""
+    if config.cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * config.cpu_replicas)
+
+
+def make_strategy(config):
+    """MirroredStrategy over every GPU, or over the CPU (split into replicas when asked)."""
+    if tf.config.list_logical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")][:max(config.cpu_replicas, 1)]
+    return tf.distribute.MirroredStrategy(devices=cpus)
+
+
+def grid_noise(num_columns, latent_dim):
+    """The fixed noise of the image grids: column j uses the same z in every class row."""
+    return tf.random.stateless_normal([num_columns, latent_dim], seed=[_GRID_NOISE_SEED, 0])
+
+
+def generate_grid(generator, num_classes, latent_dim, columns=GRID_COLUMNS):
+    """Generates the [num_classes·R, columns·R, 3] uint8 grid: row c shows class c."""
+    z = tf.tile(grid_noise(columns, latent_dim), [num_classes, 1])           # [C·cols, latent]
+    labels = tf.repeat(tf.range(num_classes, dtype=tf.int32), columns)       # [C·cols]
+    generated = generator([z, labels], training=False)                       # [C·cols, R, R, 3]
+    return images.image_grid(images.to_uint8(generated), rows=num_classes)
+
+
+def check_resumable(config, workdir):
+    """Refuses to resume a workdir whose stored config built a different model."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return
+    stored = TrainConfig.from_json(path)
+    for field in MODEL_FIELDS:
+        old, new = getattr(stored, field), getattr(config, field)
+        if old != new:
+            raise UserError(f"{workdir} holds a run with --{field}={old}, not {new}: pass --{field}={old} "
+                            f"to resume it, or a new --workdir to start another run")
+
+
+class _StopRequest:
+    """Turns SIGTERM/SIGINT into a flag the loop checks between tf.function calls."""
+
+    def __init__(self):
+        self.signal_name = None
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        del frame
+        if self.signal_name is not None:  # a second signal: stop waiting, stop now
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        logging.warning("%s received: saving a checkpoint at the end of this call, then exiting",
+                        self.signal_name)
+
+    @property
+    def requested(self):
+        return self.signal_name is not None
+
+
+class Trainer:
+    """Holds the networks, optimizers and the compiled multi-step function of one run."""
+
+    def __init__(self, config, strategy, policy, class_names, resolution):
+        self.config = config
+        self.strategy = strategy
+        self.policy = policy
+        self.class_names = tuple(class_names)
+        self.resolution = resolution
+        num_classes = len(self.class_names)
+        synchronized = strategy.num_replicas_in_sync > 1
+        with strategy.scope():
+            self.generator = networks.build_generator(resolution, config.latent_dim, num_classes,
+                                                      dtype=policy, synchronized_bn=synchronized)
+            self.discriminator = networks.build_discriminator(resolution, num_classes, dtype=policy,
+                                                              synchronized_bn=synchronized)
+            self.g_optimizer = self._make_optimizer()
+            self.d_optimizer = self._make_optimizer()
+            # Built eagerly: an optimizer first built inside strategy.run in a tf.function fails.
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.noise = tf.random.Generator.from_seed(config.seed)
+        self.checkpoint = tf.train.Checkpoint(step=self.step, generator=self.generator,
+                                              discriminator=self.discriminator,
+                                              g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
+                                              noise=self.noise)
+        self._train_fn = tf.function(self._train_steps, reduce_retracing=True)
+
+    def _make_optimizer(self):
+        optimizer = keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1,
+                                          beta_2=self.config.beta_2)
+        return precision.wrap_optimizer(optimizer, self.policy)
+
+    def _replica_step(self, images, labels, z_d, z_g):
+        """One D and one G update on this replica's slice. Shapes: images [b, R, R, 3], z [b, latent]."""
+        batch = self.config.batch_size
+        with tf.GradientTape() as tape:
+            fake = self.generator([z_d, labels], training=True)
+            real_logits = self.discriminator([images, labels], training=True)     # [b, 1]
+            fake_logits = self.discriminator([fake, labels], training=True)       # [b, 1]
+            d_loss = losses.discriminator_loss(real_logits, fake_logits, batch)
+            scaled = precision.scale_loss(self.d_optimizer, d_loss)
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+
+        with tf.GradientTape() as tape:
+            fake = self.generator([z_g, labels], training=True)
+            g_logits = self.discriminator([fake, labels], training=True)
+            g_loss = losses.generator_loss(g_logits, batch)
+            scaled = precision.scale_loss(self.g_optimizer, g_loss)
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+
+        d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
+        d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
+        return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+
+    def _sliced_step(self, images, labels, z_d, z_g):
+        """Runs in each replica: keeps this replica's rows of the batch, then steps."""
+        replicas = self.strategy.num_replicas_in_sync
+        per_replica = self.config.batch_size // replicas
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        rows = slice(replica * per_replica, (replica + 1) * per_replica)
+        return self._replica_step(images[rows], labels[rows], z_d[rows], z_g[rows])
+
+    def _train_steps(self, iterator, num_steps):
+        """Runs num_steps steps in one call; returns the last step's metrics (global means)."""
+        metrics = {name: tf.constant(0.0) for name in ("d_loss", "g_loss", "d_real", "d_fake")}
+        for _ in tf.range(num_steps):
+            images, labels = next(iterator)                                          # [GB, R, R, 3], [GB]
+            z_d = self.noise.normal([self.config.batch_size, self.config.latent_dim])  # [GB, latent]
+            z_g = self.noise.normal([self.config.batch_size, self.config.latent_dim])
+            per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z_d, z_g))
+            metrics = {
+                "d_loss": self.strategy.reduce("SUM", per_replica["d_loss"], axis=None),
+                "g_loss": self.strategy.reduce("SUM", per_replica["g_loss"], axis=None),
+                "d_real": self.strategy.reduce("MEAN", per_replica["d_real"], axis=None),
+                "d_fake": self.strategy.reduce("MEAN", per_replica["d_fake"], axis=None),
+            }
+            self.step.assign_add(1)
+        return metrics
+
+    def run_steps(self, iterator, num_steps):
+        """Runs num_steps steps; returns the metrics of the last one as Python floats."""
+        metrics = self._train_fn(iterator, tf.constant(num_steps, tf.int64))
+        return {name: float(value) for name, value in metrics.items()}
+
+    def grid(self):
+        return generate_grid(self.generator, len(self.class_names), self.config.latent_dim)
+
+    def export_info(self):
+        return {"class_names": list(self.class_names), "latent_dim": self.config.latent_dim,
+                "resolution": self.resolution, "step": int(self.step.numpy()),
+                "precision": self.policy, "config": self.config.to_dict()}
+
+
+def _format_duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _next_boundary(step, config):
+    """The next step at which something is written (summary, grid, checkpoint) or the run ends."""
+    candidates = [config.train_steps, step + config.steps_per_call]
+    for every in (config.summary_every, config.image_every, config.checkpoint_every):
+        candidates.append((step // every + 1) * every)
+    return min(candidates)
+
+
+def _write_config(config, workdir, resolved):
+    config.to_json(os.path.join(workdir, "config.json"), **resolved)
+    return json.dumps({**config.to_dict(), **resolved}, indent=2, sort_keys=True)
+
+
+def train_and_evaluate(config):
+    """Trains (or resumes) the run described by config; returns a TrainResult.
+
+    Raises:
+        UserError: bad configuration, data or workdir, with the fix in the message.
+    """
+    workdir = config.workdir
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_test{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"cannot write to --workdir={workdir} ({e.strerror}): choose a writable folder") from None
+    check_resumable(config, workdir)
+
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
+    policy = precision.resolve(config.precision)
+    strategy = make_strategy(config)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UserError(f"--batch_size={config.batch_size} cannot be split over {replicas} replicas: "
+                        f"use a multiple of {replicas}")
+
+    builder = datasets.prepare(config.dataset, config.data_dir, config.manual_dir)
+    class_names = datasets.class_names(builder)
+    train_images, train_labels = input_pipeline.load_split(builder, "train")
+    resolution = int(train_images.shape[1])
+    logging.info("Dataset %s: %d training images at %dx%d, %d classes", builder.info.full_name,
+                 len(train_images), resolution, resolution, len(class_names))
+
+    trainer = Trainer(config, strategy, policy, class_names, resolution)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, os.path.join(workdir, CHECKPOINT_DIR),
+                                         max_to_keep=config.keep_checkpoints)
+    restored_step = 0
+    if manager.latest_checkpoint:
+        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        restored_step = int(trainer.step.numpy())
+        logging.info("Restored step %d from %s", restored_step, manager.latest_checkpoint)
+    else:
+        logging.info("No checkpoint in %s: starting at step 0", os.path.join(workdir, CHECKPOINT_DIR))
+
+    resolved = {"resolved_precision": policy, "num_replicas": replicas, "resolution": resolution,
+                "class_names": list(class_names), "num_train_images": len(train_images)}
+    config_text = _write_config(config, workdir, resolved)
+    writer = tf.summary.create_file_writer(os.path.join(workdir, SUMMARY_DIR))
+    with writer.as_default(step=restored_step):
+        tf.summary.text("config", f"```\n{config_text}\n```")
+
+    def save(step):
+        manager.save(checkpoint_number=step)
+        export.save_models(workdir, trainer.generator, trainer.discriminator, trainer.export_info())
+
+    def write_grid(step):
+        grid = trainer.grid()
+        images.write_png(os.path.join(workdir, SAMPLES_DIR, f"step_{step:06d}.png"), grid)
+        with writer.as_default(step=step):
+            tf.summary.image("samples", grid[None], max_outputs=1)
+
+    step = restored_step
+    if step >= config.train_steps:
+        logging.info("Step %d already reaches --train_steps=%d: nothing to train", step, config.train_steps)
+        if not os.path.exists(os.path.join(workdir, export.GENERATOR_FILE)):
+            save(step)
+        return TrainResult(step, restored_step, False, {})
+
+    dataset = input_pipeline.train_dataset(train_images, train_labels, config.batch_size, config.seed,
+                                           start_step=step)
+    iterator = iter(dataset)
+    metrics = {}
+    interval_start, interval_steps = None, 0
+    with _StopRequest() as stop:
+        while step < config.train_steps and not stop.requested:
+            num_steps = _next_boundary(step, config) - step
+            metrics = trainer.run_steps(iterator, num_steps)
+            step += num_steps
+            if interval_start is None:  # the first call includes tracing: start timing after it
+                interval_start, interval_steps = time.perf_counter(), 0
+            else:
+                interval_steps += num_steps
+            if not all(np.isfinite(v) for v in metrics.values()):
+                raise UserError(f"non-finite loss at step {step} ({metrics}): training diverged; the last "
+                                f"good checkpoint and export in {workdir} are intact — lower "
+                                f"--learning_rate or use --precision=float32 and rerun")
+            end = step >= config.train_steps
+            if step % config.summary_every == 0 or end:
+                elapsed = time.perf_counter() - interval_start
+                rate = interval_steps / elapsed if interval_steps and elapsed > 0 else float("nan")
+                with writer.as_default(step=step):
+                    for name, value in metrics.items():
+                        tf.summary.scalar(name, value)
+                    if np.isfinite(rate):
+                        tf.summary.scalar("steps_per_sec", rate)
+                eta = _format_duration((config.train_steps - step) / rate) if np.isfinite(rate) else "?"
+                logging.info("step %d/%d  d_loss %.4f  g_loss %.4f  D(real) %.3f  D(fake) %.3f  "
+                             "%.2f steps/s  ETA %s", step, config.train_steps, metrics["d_loss"],
+                             metrics["g_loss"], metrics["d_real"], metrics["d_fake"], rate, eta)
+                interval_start, interval_steps = time.perf_counter(), 0
+            if step % config.image_every == 0 or end:
+                write_grid(step)
+            if step % config.checkpoint_every == 0 or end:
+                save(step)
+        if stop.requested and step < config.train_steps:
+            save(step)
+            logging.warning("Stopped by %s at step %d; checkpoint and export saved. Rerun the same "
+                            "command to resume.", stop.signal_name, step)
+    writer.flush()
+    return TrainResult(step, restored_step, stop.requested, metrics)
