@@ -46,6 +46,8 @@ flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_checkpoints, "Checkpoint
                      lower_bound=1)
 flags.DEFINE_integer("steps_per_call", _DEFAULTS.steps_per_call,
                      "Steps per compiled call; also bounds how fast a stop signal is honoured.", lower_bound=1)
+flags.DEFINE_enum("strategy", _DEFAULTS.strategy, ["mirrored", "multi_worker"],
+                  "mirrored: all local GPUs (or the CPU); multi_worker: the cluster in TF_CONFIG.")
 flags.DEFINE_integer("cpu_replicas", _DEFAULTS.cpu_replicas,
                      "Without GPUs: split the CPU into this many MirroredStrategy replicas.", lower_bound=1)
 flags.DEFINE_bool("deterministic", _DEFAULTS.deterministic,

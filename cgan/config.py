@@ -35,6 +35,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     steps_per_call: int = 20          # steps run inside one tf.function call (fewer host round trips)
     # Devices.
+    strategy: str = "mirrored"        # mirrored (one machine) | multi_worker (TF_CONFIG cluster)
     cpu_replicas: int = 1             # >1 splits the CPU into replicas (to exercise MirroredStrategy)
     deterministic: bool = False       # bitwise-reproducible kernels (slower)
 

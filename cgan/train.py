@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cgan import datasets, export, images, input_pipeline, losses, networks, precision
+from cgan import datasets, export, images, input_pipeline, losses, networks, precision, run_lock
 from cgan.config import MODEL_FIELDS, TrainConfig
 from cgan.errors import UserError
 
@@ -60,11 +60,45 @@ def configure_devices(config):
 
 
 def make_strategy(config):
-    """MirroredStrategy over every GPU, or over the CPU (split into replicas when asked)."""
+    """The tf.distribute strategy of --strategy; must exist before other TensorFlow work.
+
+    mirrored: MirroredStrategy over every local GPU, or over the CPU (split into replicas when asked).
+    multi_worker: MultiWorkerMirroredStrategy over the cluster in TF_CONFIG.
+    """
+    if config.strategy == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise UserError("--strategy=multi_worker needs TF_CONFIG describing the cluster and this "
+                            "task, e.g. {\"cluster\": {\"worker\": [\"host1:2222\", \"host2:2222\"]}, "
+                            "\"task\": {\"type\": \"worker\", \"index\": 0}}")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if config.strategy != "mirrored":
+        raise UserError(f"unknown --strategy={config.strategy}: use mirrored or multi_worker")
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")][:max(config.cpu_replicas, 1)]
     return tf.distribute.MirroredStrategy(devices=cpus)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerInfo:
+    """Where this process sits in the cluster (one worker, index 0, chief, without multi-worker)."""
+    num_workers: int = 1
+    index: int = 0
+
+    @property
+    def is_chief(self):
+        return self.index == 0
+
+
+def worker_info(strategy):
+    """Reads the worker count and this worker's index from a MultiWorkerMirroredStrategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().jobs:
+        return WorkerInfo()
+    spec = resolver.cluster_spec()
+    tasks = [("chief", i) for i in range(spec.num_tasks("chief") if "chief" in spec.jobs else 0)]
+    tasks += [("worker", i) for i in range(spec.num_tasks("worker") if "worker" in spec.jobs else 0)]
+    return WorkerInfo(num_workers=len(tasks), index=tasks.index((resolver.task_type, resolver.task_id)))
 
 
 def grid_noise(num_columns, latent_dim):
@@ -125,9 +159,10 @@ class _StopRequest:
 class Trainer:
     """Holds the networks, optimizers and the compiled multi-step function of one run."""
 
-    def __init__(self, config, strategy, policy, class_names, resolution):
+    def __init__(self, config, strategy, policy, class_names, resolution, worker=WorkerInfo()):
         self.config = config
         self.strategy = strategy
+        self.worker = worker
         self.policy = policy
         self.class_names = tuple(class_names)
         self.resolution = resolution
@@ -181,20 +216,26 @@ class Trainer:
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
 
     def _sliced_step(self, images, labels, z_d, z_g):
-        """Runs in each replica: keeps this replica's rows of the batch, then steps."""
-        replicas = self.strategy.num_replicas_in_sync
-        per_replica = self.config.batch_size // replicas
+        """Runs in each replica: keeps this replica's rows of the worker's batch, then steps."""
+        local_replicas = self.strategy.num_replicas_in_sync // self.worker.num_workers
+        per_replica = self.config.batch_size // self.strategy.num_replicas_in_sync
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        rows = slice(replica * per_replica, (replica + 1) * per_replica)
+        local = replica - self.worker.index * local_replicas
+        rows = slice(local * per_replica, (local + 1) * per_replica)
         return self._replica_step(images[rows], labels[rows], z_d[rows], z_g[rows])
+
+    def _worker_noise(self):
+        """This worker's rows of the global batch's noise: [GB / workers, latent]."""
+        per_worker = self.config.batch_size // self.worker.num_workers
+        z = self.noise.normal([self.config.batch_size, self.config.latent_dim])     # [GB, latent]
+        return z[self.worker.index * per_worker:(self.worker.index + 1) * per_worker]
 
     def _train_steps(self, iterator, num_steps):
         """Runs num_steps steps in one call; returns the last step's metrics (global means)."""
         metrics = {name: tf.constant(0.0) for name in ("d_loss", "g_loss", "d_real", "d_fake")}
         for _ in tf.range(num_steps):
-            images, labels = next(iterator)                                          # [GB, R, R, 3], [GB]
-            z_d = self.noise.normal([self.config.batch_size, self.config.latent_dim])  # [GB, latent]
-            z_g = self.noise.normal([self.config.batch_size, self.config.latent_dim])
+            images, labels = next(iterator)                   # [GB / workers, R, R, 3], [GB / workers]
+            z_d, z_g = self._worker_noise(), self._worker_noise()
             per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z_d, z_g))
             metrics = {
                 "d_loss": self.strategy.reduce("SUM", per_replica["d_loss"], axis=None),
@@ -209,6 +250,13 @@ class Trainer:
         """Runs num_steps steps; returns the metrics of the last one as Python floats."""
         metrics = self._train_fn(iterator, tf.constant(num_steps, tf.int64))
         return {name: float(value) for name, value in metrics.items()}
+
+    def any_worker(self, flag):
+        """True on every worker when flag is True on any (so all workers stop at the same step)."""
+        if self.worker.num_workers == 1:
+            return flag
+        votes = self.strategy.run(lambda: tf.constant(float(flag)))
+        return float(self.strategy.reduce("SUM", votes, axis=None)) > 0
 
     def grid(self):
         return generate_grid(self.generator, len(self.class_names), self.config.latent_dim)
@@ -238,13 +286,7 @@ def _write_config(config, workdir, resolved):
     return json.dumps({**config.to_dict(), **resolved}, indent=2, sort_keys=True)
 
 
-def train_and_evaluate(config):
-    """Trains (or resumes) the run described by config; returns a TrainResult.
-
-    Raises:
-        UserError: bad configuration, data or workdir, with the fix in the message.
-    """
-    workdir = config.workdir
+def _check_writable(workdir):
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = os.path.join(workdir, f".write_test{os.getpid()}")
@@ -252,14 +294,32 @@ def train_and_evaluate(config):
             pass
         os.remove(probe)
     except OSError as e:
-        raise UserError(f"cannot write to --workdir={workdir} ({e.strerror}): choose a writable folder") from None
-    check_resumable(config, workdir)
+        raise UserError(f"cannot write to --workdir={workdir} ({e.strerror}): choose a writable "
+                        f"folder") from None
 
+
+def train_and_evaluate(config):
+    """Trains (or resumes) the run described by config; returns a TrainResult.
+
+    Raises:
+        UserError: bad configuration, data or workdir, with the fix in the message.
+    """
+    strategy = make_strategy(config)  # first: MultiWorkerMirroredStrategy must precede other TF work
+    worker = worker_info(strategy)
+    _check_writable(config.workdir)
+    check_resumable(config, config.workdir)
+    if not worker.is_chief:  # the chief holds the lock for the whole cluster
+        return _train(config, strategy, worker)
+    with run_lock.hold(config.workdir):
+        return _train(config, strategy, worker)
+
+
+def _train(config, strategy, worker):
+    workdir = config.workdir
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
     policy = precision.resolve(config.precision)
-    strategy = make_strategy(config)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise UserError(f"--batch_size={config.batch_size} cannot be split over {replicas} replicas: "
@@ -269,32 +329,43 @@ def train_and_evaluate(config):
     class_names = datasets.class_names(builder)
     train_images, train_labels = input_pipeline.load_split(builder, "train")
     resolution = int(train_images.shape[1])
-    logging.info("Dataset %s: %d training images at %dx%d, %d classes", builder.info.full_name,
-                 len(train_images), resolution, resolution, len(class_names))
+    logging.info("Dataset %s: %d training images at %dx%d, %d classes; %d replica(s) on %d worker(s), %s",
+                 builder.info.full_name, len(train_images), resolution, resolution, len(class_names),
+                 replicas, worker.num_workers, policy)
 
-    trainer = Trainer(config, strategy, policy, class_names, resolution)
-    manager = tf.train.CheckpointManager(trainer.checkpoint, os.path.join(workdir, CHECKPOINT_DIR),
-                                         max_to_keep=config.keep_checkpoints)
+    trainer = Trainer(config, strategy, policy, class_names, resolution, worker)
+    checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
+    # Every worker takes part in saving; only the chief's copy is kept.
+    save_dir = checkpoint_dir if worker.is_chief else os.path.join(workdir, f".worker{worker.index}_tmp")
+    manager = tf.train.CheckpointManager(trainer.checkpoint, save_dir, max_to_keep=config.keep_checkpoints)
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
     restored_step = 0
-    if manager.latest_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    if latest:
+        trainer.checkpoint.restore(latest).assert_existing_objects_matched()
         restored_step = int(trainer.step.numpy())
-        logging.info("Restored step %d from %s", restored_step, manager.latest_checkpoint)
+        logging.info("Restored step %d from %s", restored_step, latest)
     else:
-        logging.info("No checkpoint in %s: starting at step 0", os.path.join(workdir, CHECKPOINT_DIR))
+        logging.info("No checkpoint in %s: starting at step 0", checkpoint_dir)
 
-    resolved = {"resolved_precision": policy, "num_replicas": replicas, "resolution": resolution,
-                "class_names": list(class_names), "num_train_images": len(train_images)}
-    config_text = _write_config(config, workdir, resolved)
-    writer = tf.summary.create_file_writer(os.path.join(workdir, SUMMARY_DIR))
-    with writer.as_default(step=restored_step):
-        tf.summary.text("config", f"```\n{config_text}\n```")
+    if worker.is_chief:
+        resolved = {"resolved_precision": policy, "num_replicas": replicas, "num_workers": worker.num_workers,
+                    "resolution": resolution, "class_names": list(class_names),
+                    "num_train_images": len(train_images)}
+        config_text = _write_config(config, workdir, resolved)
+        writer = tf.summary.create_file_writer(os.path.join(workdir, SUMMARY_DIR))
+        with writer.as_default(step=restored_step):
+            tf.summary.text("config", f"```\n{config_text}\n```")
+    else:
+        writer = tf.summary.create_noop_writer()
 
     def save(step):
         manager.save(checkpoint_number=step)
-        export.save_models(workdir, trainer.generator, trainer.discriminator, trainer.export_info())
+        if worker.is_chief:
+            export.save_models(workdir, trainer.generator, trainer.discriminator, trainer.export_info())
 
     def write_grid(step):
+        if not worker.is_chief:
+            return
         grid = trainer.grid()
         images.write_png(os.path.join(workdir, SAMPLES_DIR, f"step_{step:06d}.png"), grid)
         with writer.as_default(step=step):
@@ -303,17 +374,22 @@ def train_and_evaluate(config):
     step = restored_step
     if step >= config.train_steps:
         logging.info("Step %d already reaches --train_steps=%d: nothing to train", step, config.train_steps)
-        if not os.path.exists(os.path.join(workdir, export.GENERATOR_FILE)):
-            save(step)
+        if worker.is_chief and not os.path.exists(os.path.join(workdir, export.GENERATOR_FILE)):
+            export.save_models(workdir, trainer.generator, trainer.discriminator, trainer.export_info())
         return TrainResult(step, restored_step, False, {})
 
     dataset = input_pipeline.train_dataset(train_images, train_labels, config.batch_size, config.seed,
-                                           start_step=step)
+                                           start_step=step, num_workers=worker.num_workers,
+                                           worker_index=worker.index)
     iterator = iter(dataset)
     metrics = {}
+    stopped = False
     interval_start, interval_steps = None, 0
     with _StopRequest() as stop:
-        while step < config.train_steps and not stop.requested:
+        while step < config.train_steps:
+            stopped = trainer.any_worker(stop.requested)
+            if stopped:
+                break
             num_steps = _next_boundary(step, config) - step
             metrics = trainer.run_steps(iterator, num_steps)
             step += num_steps
@@ -335,17 +411,20 @@ def train_and_evaluate(config):
                     if np.isfinite(rate):
                         tf.summary.scalar("steps_per_sec", rate)
                 eta = _format_duration((config.train_steps - step) / rate) if np.isfinite(rate) else "?"
-                logging.info("step %d/%d  d_loss %.4f  g_loss %.4f  D(real) %.3f  D(fake) %.3f  "
-                             "%.2f steps/s  ETA %s", step, config.train_steps, metrics["d_loss"],
-                             metrics["g_loss"], metrics["d_real"], metrics["d_fake"], rate, eta)
+                if worker.is_chief:
+                    logging.info("step %d/%d  d_loss %.4f  g_loss %.4f  D(real) %.3f  D(fake) %.3f  "
+                                 "%.2f steps/s  ETA %s", step, config.train_steps, metrics["d_loss"],
+                                 metrics["g_loss"], metrics["d_real"], metrics["d_fake"], rate, eta)
                 interval_start, interval_steps = time.perf_counter(), 0
             if step % config.image_every == 0 or end:
                 write_grid(step)
             if step % config.checkpoint_every == 0 or end:
                 save(step)
-        if stop.requested and step < config.train_steps:
+        if stopped:
             save(step)
             logging.warning("Stopped by %s at step %d; checkpoint and export saved. Rerun the same "
-                            "command to resume.", stop.signal_name, step)
+                            "command to resume.", stop.signal_name or "a signal on another worker", step)
     writer.flush()
-    return TrainResult(step, restored_step, stop.requested, metrics)
+    if not worker.is_chief:
+        tf.io.gfile.rmtree(save_dir)
+    return TrainResult(step, restored_step, stopped, metrics)

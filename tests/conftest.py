@@ -4,3 +4,30 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests are CPU tests unless marked gpu
+
+import numpy as np
+import pytest
+
+ISIC_FOLDERS = ("actinic keratosis", "basal cell carcinoma", "dermatofibroma", "melanoma", "nevus",
+                "pigmented benign keratosis", "seborrheic keratosis", "squamous cell carcinoma",
+                "vascular lesion")
+
+
+def write_jpeg(path, image):
+    import tensorflow as tf
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tf.io.encode_jpeg(image, quality=95).numpy())
+
+
+@pytest.fixture(scope="session")
+def isic_folders(tmp_path_factory):
+    """A tiny Kaggle-layout ISIC download: 2 train and 1 test JPEG per class, class-coloured."""
+    root = tmp_path_factory.mktemp("kaggle") / "Skin cancer ISIC The International Skin Imaging Collaboration"
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(ISIC_FOLDERS):
+        colour = np.array([30 * label, 255 - 25 * label, 128], np.uint8)
+        for split, count in (("Train", 2), ("Test", 1)):
+            for i in range(count):
+                image = np.clip(colour + rng.integers(-20, 20, (90, 120, 3)), 0, 255).astype(np.uint8)
+                write_jpeg(root / split / name / f"ISIC_{label}{i}.jpg", image)
+    return root.parent

@@ -1,0 +1,130 @@
+"""End to end: trainer.py and sample.py as a user runs them, on a generated ISIC-layout fixture."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+def run(script, *flags, check=True):
+    result = subprocess.run([sys.executable, os.path.join(REPO, script), *flags], capture_output=True,
+                            text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def read_scalars(event_dir):
+    values = {}
+    for name in sorted(os.listdir(event_dir)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(event_dir, name)):
+            for value in event.summary.value:
+                values.setdefault(value.tag, []).append((event.step, value))
+    return values
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, isic_folders):
+    """Four steps of real_64 on the fixture, checkpoint every 2, then a resumed run to step 6."""
+    base = tmp_path_factory.mktemp("run")
+    workdir, data_dir = str(base / "work"), str(base / "tfds")
+    flags = [f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64", f"--data_dir={data_dir}",
+             f"--manual_dir={isic_folders}", "--batch_size=4", "--checkpoint_every=2", "--summary_every=2",
+             "--image_every=2", "--steps_per_call=2", "--precision=float32"]
+    first = run("trainer.py", *flags, "--train_steps=4")
+    second = run("trainer.py", *flags, "--train_steps=6")
+    return workdir, first, second
+
+
+def test_first_run_writes_checkpoints_exports_and_samples(trained):
+    workdir, first, _ = trained
+    assert "No checkpoint" in first.stderr and "step 4/4" in first.stderr
+    assert "ETA" in first.stderr and "steps/s" in first.stderr
+    files = set(os.listdir(workdir))
+    assert {"generator.keras", "generator.json", "discriminator.keras", "config.json", "checkpoints",
+            "train", "samples"} <= files
+    config = json.load(open(os.path.join(workdir, "config.json")))
+    assert config["resolution"] == 64 and config["resolved_precision"] == "float32"
+    assert config["class_names"][3] == "melanoma" and len(config["class_names"]) == 9
+    grid = tf.io.decode_png(open(os.path.join(workdir, "samples", "step_000004.png"), "rb").read())
+    assert grid.shape == (9 * 66 - 2, 8 * 66 - 2, 3)  # one row per class, 8 columns, 2-pixel padding
+
+
+def test_rerun_resumes_from_the_saved_step(trained):
+    workdir, _, second = trained
+    assert "Restored step 4" in second.stderr
+    assert "step 6/6" in second.stderr
+    assert json.load(open(os.path.join(workdir, "generator.json")))["step"] == 6
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-6")
+
+
+def test_rerun_past_the_end_trains_nothing(trained):
+    workdir, _, _ = trained
+    flags = [f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64", "--train_steps=6"]
+    result = run("trainer.py", *flags, f"--data_dir={json.load(open(os.path.join(workdir, 'config.json')))['data_dir']}")
+    assert "already reaches" in result.stderr
+
+
+def test_tensorboard_events_hold_scalars_images_and_config(trained):
+    workdir, _, _ = trained
+    values = read_scalars(os.path.join(workdir, "train"))
+    for tag in ("d_loss", "g_loss", "d_real", "d_fake"):
+        steps = [step for step, _ in values[tag]]
+        assert steps == [2, 4, 6], tag
+        assert all(np.isfinite(tf.make_ndarray(v.tensor)) for _, v in values[tag])
+    d_real = [float(tf.make_ndarray(v.tensor)) for _, v in values["d_real"]]
+    assert all(0.0 <= p <= 1.0 for p in d_real)
+    assert [step for step, _ in values["samples"]] == [2, 4, 6]
+    assert "steps_per_sec" in values and "config" in values
+    assert b"melanoma" in values["config"][0][1].tensor.string_val[0]
+
+
+def test_exports_load_in_a_fresh_process_and_sample(trained, tmp_path):
+    workdir, _, _ = trained
+    out = tmp_path / "out"
+    result = run("sample.py", f"--workdir={workdir}", "--label=melanoma", "--num=3", "--seed=7",
+                 f"--out_dir={out}")
+    assert "class 3 (melanoma)" in result.stdout
+    names = sorted(os.listdir(out))
+    assert names == ["class03_melanoma_seed0007.png", "class03_melanoma_seed0008.png",
+                     "class03_melanoma_seed0009.png", "class03_melanoma_seeds0007-0009.png"]
+    image = tf.io.decode_png((out / names[0]).read_bytes()).numpy()
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    again = tmp_path / "again"
+    run("sample.py", f"--model={workdir}/generator.keras", "--label=3", "--num=1", "--seed=7",
+        f"--out_dir={again}")
+    assert (again / names[0]).read_bytes() == (out / names[0]).read_bytes()
+    script = ("import keras, sys; m = keras.models.load_model(sys.argv[1]); print(m.name, m.output_shape)")
+    for name, shape in (("generator", "(None, 64, 64, 3)"), ("discriminator", "(None, 1)")):
+        loaded = subprocess.run([sys.executable, "-c", script, os.path.join(workdir, f"{name}.keras")],
+                                capture_output=True, text=True, check=True)
+        assert loaded.stdout.split(maxsplit=1) == [name, shape + "\n"]
+
+
+@pytest.mark.parametrize("label,message", [("9", "out of range"), ("mole", "not a class")])
+def test_sample_bad_label_is_one_line(trained, tmp_path, label, message):
+    workdir, _, _ = trained
+    result = run("sample.py", f"--workdir={workdir}", f"--label={label}", f"--out_dir={tmp_path}", check=False)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_sample_missing_model_is_one_line(tmp_path):
+    result = run("sample.py", f"--model={tmp_path}/nope.keras", "--label=3", check=False)
+    assert result.returncode != 0 and "no model file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_changed_model_flag_refuses_to_resume(trained):
+    workdir, _, _ = trained
+    result = run("trainer.py", f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64", "--latent_dim=50",
+                 check=False)
+    assert result.returncode != 0 and "--latent_dim=100" in result.stderr
+    assert "Traceback" not in result.stderr
