@@ -258,6 +258,11 @@ class Trainer:
         votes = self.strategy.run(lambda: tf.constant(float(flag)))
         return float(self.strategy.reduce("SUM", votes, axis=None)) > 0
 
+    def weights_finite(self):
+        """False when any weight of either network is NaN or infinite."""
+        variables = self.generator.variables + self.discriminator.variables
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables)
+
     def grid(self):
         return generate_grid(self.generator, len(self.class_names), self.config.latent_dim)
 
@@ -359,6 +364,10 @@ def _train(config, strategy, worker):
         writer = tf.summary.create_noop_writer()
 
     def save(step):
+        if not trainer.weights_finite():
+            raise UserError(f"non-finite weights at step {step}: training diverged; the last good checkpoint "
+                            f"and export in {workdir} are kept — lower --learning_rate or use "
+                            f"--precision=float32 and rerun")
         manager.save(checkpoint_number=step)
         if worker.is_chief:
             export.save_models(workdir, trainer.generator, trainer.discriminator, trainer.export_info())

@@ -31,3 +31,12 @@ def isic_folders(tmp_path_factory):
                 image = np.clip(colour + rng.integers(-20, 20, (90, 120, 3)), 0, 255).astype(np.uint8)
                 write_jpeg(root / split / name / f"ISIC_{label}{i}.jpg", image)
     return root.parent
+
+
+@pytest.fixture(scope="session")
+def isic_data_dir(tmp_path_factory, isic_folders):
+    """The fixture prepared once as isic_skin_cancer/real_64 TFRecords; returns the TFDS data_dir."""
+    from data import isic_skin_cancer
+    data_dir = tmp_path_factory.mktemp("tfds")
+    isic_skin_cancer.prepare("real_64", data_dir=str(data_dir), manual_dir=str(isic_folders))
+    return data_dir
