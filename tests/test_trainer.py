@@ -128,3 +128,16 @@ def test_changed_model_flag_refuses_to_resume(trained):
                  check=False)
     assert result.returncode != 0 and "--latent_dim=100" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_build_command_reports_counts_and_classes(tmp_path, isic_folders):
+    result = subprocess.run([sys.executable, "-m", "data.isic_skin_cancer", "--config=real_64",
+                             f"--manual_dir={isic_folders}", f"--data_dir={tmp_path}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "train: 18 images" in result.stdout and "test: 9 images" in result.stdout
+    assert "3=melanoma" in result.stdout and "skipped files: 0" in result.stdout
+    missing = subprocess.run([sys.executable, "-m", "data.isic_skin_cancer", "--config=real_64",
+                              f"--manual_dir={tmp_path}/nowhere", f"--data_dir={tmp_path}/other"],
+                             capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert missing.returncode == 2 and "--manual_dir" in missing.stderr and "Traceback" not in missing.stderr
