@@ -36,6 +36,9 @@ flags.DEFINE_float("beta_1", _DEFAULTS.beta_1, "Adam beta_1.", lower_bound=0.0, 
 flags.DEFINE_float("beta_2", _DEFAULTS.beta_2, "Adam beta_2.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_enum("precision", _DEFAULTS.precision, PRECISIONS,
                   "Numeric precision; auto = fastest safe choice for the device.")
+flags.DEFINE_string("augment", _DEFAULTS.augment,
+                    "Differentiable augmentation of D's real and fake inputs (DiffAugment): a comma-separated "
+                    "subset of color,translation,cutout; empty = none (the seed).")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of weights, data order and noise.", lower_bound=0)
 flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every,
                      "Steps between checkpoints (and model exports).", lower_bound=1)

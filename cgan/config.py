@@ -28,6 +28,7 @@ class TrainConfig:
     beta_2: float = 0.999
     precision: str = "auto"           # auto | float32 | mixed_float16 | mixed_bfloat16
     seed: int = 0
+    augment: str = ""                 # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
     # Bookkeeping, in steps.
     checkpoint_every: int = 1000
     summary_every: int = 100

@@ -32,6 +32,10 @@ BASE_CHANNELS = 256    # channels at BASE_SIZE, in both networks
 KERNEL_SIZE = 4
 LEAKY_SLOPE = 0.2
 BN_MOMENTUM = 0.9      # Keras' default 0.99 lags far behind a GAN's fast-moving statistics
+# Label embeddings start at the scale of z ~ N(0, 1). Keras' default (uniform ±0.05) makes the label
+# ~20× weaker than the noise at the start, and Adam moves each entry by about the learning rate per
+# step, so the class signal takes thousands of steps just to reach the noise's scale.
+EMBEDDING_STDDEV = 1.0
 
 
 def _num_blocks(resolution):
@@ -44,6 +48,12 @@ def _channels(resolution):
     """Channels of the feature maps at 2·BASE_SIZE, 4·BASE_SIZE, ... up to resolution/2."""
     # G at 64: [128, 64]; at 128: [128, 64, 32]; at 256: [128, 64, 32, 16].
     return [BASE_CHANNELS >> (i + 1) for i in range(_num_blocks(resolution) - 1)]
+
+
+def _label_embedding(num_classes, dtype):
+    initializer = keras.initializers.RandomNormal(stddev=EMBEDDING_STDDEV)
+    return keras.layers.Embedding(num_classes, EMBEDDING_DIM, embeddings_initializer=initializer, dtype=dtype,
+                                  name="label_embedding")
 
 
 def _batch_norm(dtype, synchronized):
@@ -66,7 +76,7 @@ def build_generator(resolution, latent_dim, num_classes, dtype="float32", synchr
     """
     z = keras.Input(shape=(latent_dim,), dtype="float32", name="z")
     label = keras.Input(shape=(), dtype="int32", name="label")
-    embedded = keras.layers.Embedding(num_classes, EMBEDDING_DIM, dtype=dtype, name="label_embedding")(label)
+    embedded = _label_embedding(num_classes, dtype)(label)                      # [B, 50]
     x = keras.layers.Concatenate(dtype=dtype)([z, embedded])                    # [B, latent_dim + 50]
     x = keras.layers.Dense(BASE_SIZE * BASE_SIZE * BASE_CHANNELS, use_bias=False, dtype=dtype)(x)
     x = _batch_norm(dtype, synchronized_bn)(x)
@@ -97,7 +107,7 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
     """
     image = keras.Input(shape=(resolution, resolution, 3), dtype="float32", name="image")
     label = keras.Input(shape=(), dtype="int32", name="label")
-    plane = keras.layers.Embedding(num_classes, EMBEDDING_DIM, dtype=dtype, name="label_embedding")(label)
+    plane = _label_embedding(num_classes, dtype)(label)                         # [B, 50]
     plane = keras.layers.Dense(resolution * resolution, dtype=dtype)(plane)
     plane = keras.layers.Reshape((resolution, resolution, 1), dtype=dtype)(plane)  # [B, R, R, 1]
     x = keras.layers.Concatenate(dtype=dtype)([image, plane])                   # [B, R, R, 4]

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cgan import datasets, export, images, input_pipeline, losses, networks, precision, run_lock
+from cgan import augment, datasets, export, images, input_pipeline, losses, networks, precision, run_lock
 from cgan.config import MODEL_FIELDS, TrainConfig
 from cgan.errors import UserError
 
@@ -165,6 +165,10 @@ class Trainer:
         self.worker = worker
         self.policy = policy
         self.class_names = tuple(class_names)
+        try:
+            self.augment_policy = augment.parse_policy(config.augment)
+        except ValueError as e:
+            raise UserError(f"--augment={config.augment}: {e}") from None
         self.resolution = resolution
         num_classes = len(self.class_names)
         synchronized = strategy.num_replicas_in_sync > 1
@@ -191,13 +195,20 @@ class Trainer:
                                           beta_2=self.config.beta_2)
         return precision.wrap_optimizer(optimizer, self.policy)
 
-    def _replica_step(self, images, labels, z_d, z_g):
-        """One D and one G update on this replica's slice. Shapes: images [b, R, R, 3], z [b, latent]."""
+    def _augment(self, images, params):
+        """D's view of a batch: DiffAugment when --augment is set, the images themselves otherwise."""
+        return augment.diff_augment(images, params, self.augment_policy) if self.augment_policy else images
+
+    def _replica_step(self, images, labels, z_d, z_g, aug):
+        """One D and one G update on this replica's slice.
+
+        Shapes: images [b, R, R, 3], labels [b], z_d and z_g [b, latent], aug [3, b, augment.NUM_PARAMS].
+        """
         batch = self.config.batch_size
         with tf.GradientTape() as tape:
             fake = self.generator([z_d, labels], training=True)
-            real_logits = self.discriminator([images, labels], training=True)     # [b, 1]
-            fake_logits = self.discriminator([fake, labels], training=True)       # [b, 1]
+            real_logits = self.discriminator([self._augment(images, aug[0]), labels], training=True)  # [b, 1]
+            fake_logits = self.discriminator([self._augment(fake, aug[1]), labels], training=True)
             d_loss = losses.discriminator_loss(real_logits, fake_logits, batch)
             scaled = precision.scale_loss(self.d_optimizer, d_loss)
         variables = self.discriminator.trainable_variables
@@ -205,7 +216,7 @@ class Trainer:
 
         with tf.GradientTape() as tape:
             fake = self.generator([z_g, labels], training=True)
-            g_logits = self.discriminator([fake, labels], training=True)
+            g_logits = self.discriminator([self._augment(fake, aug[2]), labels], training=True)
             g_loss = losses.generator_loss(g_logits, batch)
             scaled = precision.scale_loss(self.g_optimizer, g_loss)
         variables = self.generator.trainable_variables
@@ -215,20 +226,30 @@ class Trainer:
         d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
 
-    def _sliced_step(self, images, labels, z_d, z_g):
+    def _sliced_step(self, images, labels, z_d, z_g, aug):
         """Runs in each replica: keeps this replica's rows of the worker's batch, then steps."""
         local_replicas = self.strategy.num_replicas_in_sync // self.worker.num_workers
         per_replica = self.config.batch_size // self.strategy.num_replicas_in_sync
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         local = replica - self.worker.index * local_replicas
         rows = slice(local * per_replica, (local + 1) * per_replica)
-        return self._replica_step(images[rows], labels[rows], z_d[rows], z_g[rows])
+        return self._replica_step(images[rows], labels[rows], z_d[rows], z_g[rows], aug[:, rows])
+
+    def _worker_rows(self, values):
+        """This worker's rows of a tensor over the global batch (axis 0 for [GB, ...])."""
+        per_worker = self.config.batch_size // self.worker.num_workers
+        return values[self.worker.index * per_worker:(self.worker.index + 1) * per_worker]
 
     def _worker_noise(self):
         """This worker's rows of the global batch's noise: [GB / workers, latent]."""
-        per_worker = self.config.batch_size // self.worker.num_workers
-        z = self.noise.normal([self.config.batch_size, self.config.latent_dim])     # [GB, latent]
-        return z[self.worker.index * per_worker:(self.worker.index + 1) * per_worker]
+        return self._worker_rows(self.noise.normal([self.config.batch_size, self.config.latent_dim]))
+
+    def _worker_augment_params(self):
+        """[3, GB / workers, NUM_PARAMS]: real and fake for the D update, fake for the G update."""
+        if not self.augment_policy:
+            return tf.zeros([3, self.config.batch_size // self.worker.num_workers, augment.NUM_PARAMS])
+        params = [self._worker_rows(augment.random_params(self.noise, self.config.batch_size)) for _ in range(3)]
+        return tf.stack(params)
 
     def _train_steps(self, iterator, num_steps):
         """Runs num_steps steps in one call; returns the last step's metrics (global means)."""
@@ -236,7 +257,8 @@ class Trainer:
         for _ in tf.range(num_steps):
             images, labels = next(iterator)                   # [GB / workers, R, R, 3], [GB / workers]
             z_d, z_g = self._worker_noise(), self._worker_noise()
-            per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z_d, z_g))
+            aug = self._worker_augment_params()
+            per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z_d, z_g, aug))
             metrics = {
                 "d_loss": self.strategy.reduce("SUM", per_replica["d_loss"], axis=None),
                 "g_loss": self.strategy.reduce("SUM", per_replica["g_loss"], axis=None),

@@ -166,9 +166,9 @@ def _weights(workdir):
             if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
 
 
-@pytest.mark.parametrize("replicas", [1, 2])
-def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas):
-    common = dict(deterministic=True, cpu_replicas=replicas, steps_per_call=2)
+@pytest.mark.parametrize("replicas,policy", [(1, ""), (2, "color,translation,cutout")])
+def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas, policy):
+    common = dict(deterministic=True, cpu_replicas=replicas, steps_per_call=2, augment=policy)
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     run(trainer_flags(straight, isic_data_dir, train_steps=4, **common))
     run(trainer_flags(split, isic_data_dir, train_steps=2, **common))
@@ -186,6 +186,7 @@ def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas
     ("--dataset=cifar10", "unknown --dataset"),
     ("--batch_size=3 --cpu_replicas=2", "multiple of 2"),
     ("--workdir=/etc/hostname/run", "cannot write"),
+    ("--augment=color,flip", "unknown augmentation flip"),
 ])
 def test_bad_flags_are_one_clear_line(tmp_path, isic_data_dir, flag, message):
     args = trainer_flags(str(tmp_path / "work"), isic_data_dir, train_steps=1) + flag.split()
