@@ -39,6 +39,9 @@ flags.DEFINE_enum("precision", _DEFAULTS.precision, PRECISIONS,
 flags.DEFINE_string("augment", _DEFAULTS.augment,
                     "Differentiable augmentation of D's real and fake inputs (DiffAugment): a comma-separated "
                     "subset of color,translation,cutout; empty = none (the seed).")
+flags.DEFINE_float("mode_seeking", _DEFAULTS.mode_seeking,
+                   "Weight of the mode-seeking regulariser that stops G from ignoring its noise within a "
+                   "class (Mao et al., 2019); 0 = off (the seed).", lower_bound=0.0)
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of weights, data order and noise.", lower_bound=0)
 flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every,
                      "Steps between checkpoints (and model exports).", lower_bound=1)

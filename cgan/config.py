@@ -28,6 +28,7 @@ class TrainConfig:
     beta_2: float = 0.999
     precision: str = "auto"           # auto | float32 | mixed_float16 | mixed_bfloat16
     seed: int = 0
+    mode_seeking: float = 0.0        # weight of the mode-seeking regulariser on G (0 = off, the seed)
     augment: str = ""                 # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
     # Bookkeeping, in steps.
     checkpoint_every: int = 1000

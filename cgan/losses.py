@@ -48,3 +48,25 @@ def generator_loss(fake_logits, global_batch_size):
         scalar float32, this replica's share of the global mean loss.
     """
     return _bce(fake_logits, 1.0, global_batch_size)
+
+
+def mode_seeking_loss(images, noise, num_replicas, epsilon=1e-5):
+    """Mode-seeking regulariser (Mao et al., 2019): penalises a generator that ignores its noise.
+
+    The first and second halves of the batch share labels and differ only in z; the loss is the
+    inverse of mean |G(z1) - G(z2)| / mean |z1 - z2|, large when different noise gives the same
+    image (conditional mode collapse).
+
+    Args:
+        images: [b, R, R, 3] generated images of this replica; rows i and i + b/2 share a label.
+        noise: [b, latent] the z they came from.
+        num_replicas: replicas in sync; the per-replica value is divided by it so that the summed
+            gradients (see the reduction rule above) average the replicas' regularisers.
+
+    Returns:
+        scalar float32, this replica's share.
+    """
+    half = tf.shape(images)[0] // 2
+    image_distance = tf.reduce_mean(tf.abs(tf.cast(images[:half] - images[half:2 * half], tf.float32)))
+    noise_distance = tf.reduce_mean(tf.abs(noise[:half] - noise[half:2 * half]))
+    return 1.0 / (image_distance / noise_distance + epsilon) / num_replicas

@@ -214,10 +214,16 @@ class Trainer:
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
 
+        if self.config.mode_seeking:  # pairs (i, i + b/2) share a label and differ in z
+            half = tf.shape(labels)[0] // 2
+            labels = tf.concat([labels[:half], labels[:half], labels[2 * half:]], axis=0)
         with tf.GradientTape() as tape:
             fake = self.generator([z_g, labels], training=True)
             g_logits = self.discriminator([self._augment(fake, aug[2]), labels], training=True)
             g_loss = losses.generator_loss(g_logits, batch)
+            if self.config.mode_seeking:
+                g_loss += self.config.mode_seeking * losses.mode_seeking_loss(
+                    fake, z_g, self.strategy.num_replicas_in_sync)
             scaled = precision.scale_loss(self.g_optimizer, g_loss)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))

@@ -33,3 +33,19 @@ def test_stable_for_extreme_logits():
     logits = tf.constant([[1e4], [-1e4]], tf.bfloat16)
     value = losses.discriminator_loss(logits, logits, global_batch_size=2)
     assert value.dtype == tf.float32 and np.isfinite(value.numpy())
+
+
+def test_mode_seeking_is_inverse_distance_ratio():
+    images = tf.concat([tf.zeros([2, 4, 4, 3]), tf.fill([2, 4, 4, 3], 0.5)], axis=0)   # |ΔG| = 0.5
+    noise = tf.concat([tf.zeros([2, 8]), tf.fill([2, 8], 2.0)], axis=0)                # |Δz| = 2
+    value = losses.mode_seeking_loss(images, noise, num_replicas=1).numpy()
+    np.testing.assert_allclose(value, 1 / (0.25 + 1e-5), rtol=1e-6)
+    np.testing.assert_allclose(losses.mode_seeking_loss(images, noise, num_replicas=2).numpy(), value / 2,
+                               rtol=1e-6)
+
+
+def test_mode_seeking_punishes_ignored_noise():
+    collapsed = tf.ones([4, 4, 4, 3])
+    varied = tf.random.stateless_normal([4, 4, 4, 3], seed=[0, 0])
+    noise = tf.random.stateless_normal([4, 8], seed=[1, 0])
+    assert losses.mode_seeking_loss(collapsed, noise, 1) > 100 * losses.mode_seeking_loss(varied, noise, 1)
