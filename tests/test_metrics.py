@@ -1,0 +1,122 @@
+"""The metrics on feature arrays with known answers: Fréchet distance, KID, precision/recall, registry."""
+
+import numpy as np
+import pytest
+
+from cgan import metrics
+from cgan.metrics import frechet, kid, precision_recall
+
+
+def gaussian(rng, n, dim, shift=0.0, scale=1.0):
+    return rng.normal(shift, scale, (n, dim))
+
+
+@pytest.mark.parametrize("n,dim", [(500, 16), (30, 64)])  # the [D, D] and the low-rank [N, N] routes
+def test_fd_of_a_set_with_itself_is_zero(n, dim):
+    features = gaussian(np.random.default_rng(0), n, dim)
+    assert abs(frechet.frechet_distance(features, features)) < 1e-6 * dim
+
+
+def test_fd_of_gaussians_matches_the_closed_form():
+    rng = np.random.default_rng(1)
+    dim = 6
+    mu1, mu2 = rng.normal(size=dim), rng.normal(size=dim)
+    var1, var2 = rng.uniform(0.1, 3.0, dim), rng.uniform(0.1, 3.0, dim)
+    # Diagonal covariances commute, so (Σ1 Σ2)^½ is diagonal with entries sqrt(v1 v2).
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(var1 + var2 - 2 * np.sqrt(var1 * var2))
+    assert frechet.frechet_distance_from_statistics(mu1, np.diag(var1), mu2, np.diag(var2)) == \
+        pytest.approx(expected, rel=1e-10)
+    # The same Gaussians in a rotated basis: the distance is invariant.
+    rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    sigma1, sigma2 = rotation @ np.diag(var1) @ rotation.T, rotation @ np.diag(var2) @ rotation.T
+    rotated = frechet.frechet_distance_from_statistics(rotation @ mu1, sigma1, rotation @ mu2, sigma2)
+    assert rotated == pytest.approx(expected, rel=1e-8)
+
+
+def test_fd_of_samples_approaches_the_closed_form():
+    rng = np.random.default_rng(2)
+    var1, var2 = np.array([1.0, 4.0, 0.25]), np.array([2.0, 1.0, 1.0])
+    real = rng.normal(0.0, np.sqrt(var1), (200_000, 3))
+    generated = rng.normal(0.5, np.sqrt(var2), (200_000, 3))
+    expected = 3 * 0.25 + np.sum(var1 + var2 - 2 * np.sqrt(var1 * var2))
+    assert frechet.frechet_distance(real, generated) == pytest.approx(expected, abs=0.02)
+
+
+@pytest.mark.parametrize("n1,n2", [(20, 35), (35, 20), (80, 90)])
+def test_fd_routes_agree(n1, n2):
+    rng = np.random.default_rng(3)
+    features1, features2 = gaussian(rng, n1, 50), gaussian(rng, n2, 50, shift=0.3, scale=1.5)
+    direct = frechet.frechet_distance_from_statistics(*frechet.statistics(features1),
+                                                      *frechet.statistics(features2))
+    # rel 1e-6: with N < D the [D, D] route takes square roots of round-off-sized eigenvalues.
+    assert frechet.frechet_distance(features1, features2) == pytest.approx(direct, rel=1e-6)
+
+
+def test_polynomial_kernel():
+    x, y = np.array([[1.0, 2.0]]), np.array([[3.0, -1.0], [0.0, 0.0]])
+    np.testing.assert_allclose(kid.polynomial_kernel(x, y), [[(1 / 2 + 1) ** 3, 1.0]])
+
+
+def test_mmd_estimator_is_the_unbiased_one():
+    rng = np.random.default_rng(4)
+    x, y = gaussian(rng, 5, 3), gaussian(rng, 7, 3)
+    kernel = kid.polynomial_kernel
+    expected = (sum(kernel(x[i:i + 1], x[j:j + 1])[0, 0] for i in range(5) for j in range(5) if i != j) / 20
+                + sum(kernel(y[i:i + 1], y[j:j + 1])[0, 0] for i in range(7) for j in range(7) if i != j) / 42
+                - 2 * kernel(x, y).mean())
+    assert kid.mmd2_unbiased(kernel(x, x), kernel(y, y), kernel(x, y)) == pytest.approx(expected)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(5)
+    real, same = gaussian(rng, 600, 32), gaussian(rng, 600, 32)
+    shifted = gaussian(rng, 600, 32, shift=0.5)
+    same_mean, same_std = kid.kernel_distance(real, same, num_subsets=20, max_subset_size=200)
+    shifted_mean, _ = kid.kernel_distance(real, shifted, num_subsets=20, max_subset_size=200)
+    assert shifted_mean > 0.05
+    assert abs(same_mean) < 0.02 * shifted_mean
+    assert same_std > 0  # subsets of 200 out of 600 differ
+
+
+def test_kid_is_reproducible_and_whole_set_subsets_have_no_spread():
+    rng = np.random.default_rng(6)
+    real, generated = gaussian(rng, 40, 8), gaussian(rng, 30, 8, shift=1.0)
+    assert kid.kernel_distance(real, generated, seed=3) == kid.kernel_distance(real, generated, seed=3)
+    _, std = kid.kernel_distance(real[:30], generated)  # subset size = both set sizes: one subset
+    assert std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kid_from_whole_kernels_equals_kid_from_per_subset_kernels(monkeypatch):
+    rng = np.random.default_rng(10)
+    real, generated = gaussian(rng, 50, 6), gaussian(rng, 40, 6, shift=0.2)
+    from_whole = kid.kernel_distance(real, generated, num_subsets=7, max_subset_size=25, seed=2)
+    monkeypatch.setattr(kid, "_MAX_GRAM_ROWS", 10)  # forces the per-subset route
+    per_subset = kid.kernel_distance(real, generated, num_subsets=7, max_subset_size=25, seed=2)
+    np.testing.assert_allclose(from_whole, per_subset, rtol=1e-9)
+
+
+def test_precision_and_recall():
+    rng = np.random.default_rng(7)
+    real = gaussian(rng, 300, 4)
+    assert precision_recall.precision_recall(real, real) == (1.0, 1.0)
+    far = gaussian(rng, 300, 4, shift=100.0)
+    assert precision_recall.precision_recall(real, far) == (0.0, 0.0)
+    # Mode collapse: realistic but not varied.
+    collapsed = real[:1] + 0.01 * gaussian(rng, 300, 4)
+    precision, recall = precision_recall.precision_recall(real, collapsed)
+    assert precision == 1.0 and recall < 0.1
+
+
+def test_precision_recall_subsamples_the_larger_set():
+    rng = np.random.default_rng(8)
+    real, generated = gaussian(rng, 1000, 3), gaussian(rng, 100, 3)
+    precision, recall = precision_recall.precision_recall(real, generated, seed=1)
+    assert 0.5 < precision <= 1.0 and 0.5 < recall <= 1.0
+
+
+def test_registry_computes_all_and_skips_metrics_needing_more_samples():
+    rng = np.random.default_rng(9)
+    values = metrics.compute(gaussian(rng, 50, 5), gaussian(rng, 60, 5), seed=0)
+    assert set(values) == {"fd", "kid", "kid_std", "precision", "recall"}
+    small = metrics.compute(gaussian(rng, 3, 5), gaussian(rng, 60, 5))  # 3 real rows: no k=3 neighbours
+    assert set(small) == {"fd", "kid", "kid_std"}
