@@ -35,6 +35,9 @@ class TrainConfig:
     summary_every: int = 100
     image_every: int = 1000
     keep_checkpoints: int = 3
+    eval_every: int = 0               # steps between quality evaluations (cgan.evaluate); 0 = never
+    eval_num_per_class: int = 50      # generated images per class in each evaluation
+    inception_weights: str = "imagenet"  # imagenet | none | path of a local InceptionV3 no-top weights file
     steps_per_call: int = 20          # steps run inside one tf.function call (fewer host round trips)
     # Devices.
     strategy: str = "mirrored"        # mirrored (one machine) | multi_worker (TF_CONFIG cluster)

@@ -309,7 +309,9 @@ def _format_duration(seconds):
 def _next_boundary(step, config):
     """The next step at which something is written (summary, grid, checkpoint) or the run ends."""
     candidates = [config.train_steps, step + config.steps_per_call]
-    for every in (config.summary_every, config.image_every, config.checkpoint_every):
+    for every in (config.summary_every, config.image_every, config.checkpoint_every, config.eval_every):
+        if not every:
+            continue
         candidates.append((step // every + 1) * every)
     return min(candidates)
 
@@ -408,6 +410,21 @@ def _train(config, strategy, worker):
         with writer.as_default(step=step):
             tf.summary.image("samples", grid[None], max_outputs=1)
 
+    evaluator = None
+    if config.eval_every and worker.is_chief:
+        from cgan import evaluate  # imports the metric models only when evaluation is asked for
+        evaluator = evaluate.Evaluator(builder, class_names, resolution, num_per_class=config.eval_num_per_class,
+                                       seed=config.seed, inception_weights=config.inception_weights)
+
+    def run_evaluation(step):
+        if evaluator is None:
+            return
+        started = time.perf_counter()
+        values = evaluator.evaluate(trainer.generator, config.latent_dim)
+        evaluate.write_scalars(writer, values, step)
+        shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("cas", "classifier_fd", "fid") if k in values)
+        logging.info("eval at step %d: %s  (%.1f s)", step, shown, time.perf_counter() - started)
+
     step = restored_step
     if step >= config.train_steps:
         logging.info("Step %d already reaches --train_steps=%d: nothing to train", step, config.train_steps)
@@ -455,6 +472,8 @@ def _train(config, strategy, worker):
                 interval_start, interval_steps = time.perf_counter(), 0
             if step % config.image_every == 0 or end:
                 write_grid(step)
+            if config.eval_every and (step % config.eval_every == 0 or end):
+                run_evaluation(step)
             if step % config.checkpoint_every == 0 or end:
                 save(step)
         if stopped:

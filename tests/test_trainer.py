@@ -141,3 +141,16 @@ def test_build_command_reports_counts_and_classes(tmp_path, isic_folders):
                               f"--manual_dir={tmp_path}/nowhere", f"--data_dir={tmp_path}/other"],
                              capture_output=True, text=True, cwd=REPO, timeout=300)
     assert missing.returncode == 2 and "--manual_dir" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_eval_every_logs_quality_metrics(tmp_path, isic_folders):
+    workdir = tmp_path / "work"
+    result = run("trainer.py", f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64",
+                 f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={isic_folders}", "--batch_size=4",
+                 "--train_steps=2", "--eval_every=2", "--eval_num_per_class=4", "--inception_weights=none",
+                 "--summary_every=1", "--precision=float32")
+    assert "eval at step 2: cas" in result.stderr
+    values = read_scalars(str(workdir / "train"))
+    assert [step for step, _ in values["eval/cas"]] == [2]
+    cas = float(tf.make_ndarray(values["eval/cas"][0][1].tensor))
+    assert 0.0 <= cas <= 1.0 and "eval/cas/melanoma" in values and "eval/classifier_fd" in values
