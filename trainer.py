@@ -89,8 +89,9 @@ def main(argv):
     except UserError as e:
         print(f"trainer.py: error: {e}", file=sys.stderr)
         sys.exit(2)
-    logging.info("Done at step %d. Samples: python sample.py --workdir=%s --label=0", result.step,
-                 config.workdir)
+    if not result.stopped_by_signal:
+        logging.info("Done at step %d. Samples: python sample.py --workdir=%s --label=0", result.step,
+                     config.workdir)
 
 
 if __name__ == "__main__":
