@@ -675,7 +675,8 @@ def format_report(results):
             name = f"trainer {policy}" + (" (auto)" if policy == auto else "")
             lines.append(row(b, name, figures, results["ratios"][b][policy]))
         lines.append(row(b, "seed reference (fit, float32)", results["seed_reference"][b], 1.0))
-    lines.append("")
+    lines += ["MFU: analytic FLOPs per step x steps/s / the matmul peak below; cores: CPU seconds of this "
+              "process per wall second", ""]
     for b, figures in results["input_pipeline"].items():
         headroom = (f" = {figures['times_auto_step']:.0f}x what the {auto} step consumes"
                     if "times_auto_step" in figures else "")
