@@ -25,8 +25,10 @@ How the comparison is kept fair:
   rounds that visit every configuration once, so a burst of load from another process lands on all
   of them alike instead of on whichever happened to run then.
 - Both loops are warmed up (tracing, first allocations) before any clock starts. The seed's clock
-  starts at the end of the first batch of each `fit` call, so Keras' per-call setup is not counted;
-  its epoch boundaries are, because training with `fit` pays them.
+  starts at the end of the first batch of each `fit` call, so Keras' per-call setup is not counted,
+  and runs over whole epochs (at least --steps batches), so each repeat pays Keras' per-epoch cost
+  in the proportion training with `fit` does: here starting an epoch's iterator over the numpy
+  arrays sometimes takes seconds (see `slowest_batch_seconds` in the JSON).
 - Same images (the seed's array is cut to whole batches, so every step of both sees batch_size
   images), same networks, same step composition, and one process, so the same thread settings.
 """
@@ -364,6 +366,7 @@ class SeedLoop:
         self.images = normalised_images[:usable]                       # [N', R, R, 3] float32
         self.labels = data.labels[:usable]
         self.batches_per_epoch = usable // batch_size
+        self.slowest_batch_seconds = []   # one per measure(): where Keras' per-epoch cost shows
 
     def _fit(self, batches):
         """Runs `batches` batches in one fit call; returns the clock marks at each batch's end."""
@@ -377,10 +380,13 @@ class SeedLoop:
         self._fit(self.config.warmup_steps)
 
     def measure(self):
-        # The clock starts when the first batch of this call ends, after Keras' per-call setup.
-        marks = self._fit(self.config.steps + 1)
+        # The clock starts when the first batch of this call ends, after Keras' per-call setup, and
+        # stops after whole epochs, so that the window holds one epoch start per epoch.
+        batches = -(-self.config.steps // self.batches_per_epoch) * self.batches_per_epoch
+        marks = self._fit(batches + 1)
         (wall, cpu), (wall_end, cpu_end) = marks[0], marks[-1]
-        return self.config.steps, wall_end - wall, cpu_end - cpu
+        self.slowest_batch_seconds.append(max(end[0] - start[0] for start, end in zip(marks, marks[1:])))
+        return batches, wall_end - wall, cpu_end - cpu
 
 
 def _drain(iterator, num_batches):
@@ -559,7 +565,11 @@ def run(config, data=None, log=print):
         b = str(batch_size)
         trainer[b] = {policy: step_figures(_summary(samples[("trainer", batch_size, policy)]), batch_size)
                       for policy in policies}
-        seed[b] = step_figures(_summary(samples[("seed_reference", batch_size)]), batch_size)
+        seed_loop = loops[("seed_reference", batch_size)]
+        seed[b] = {**step_figures(_summary(samples[("seed_reference", batch_size)]), batch_size),
+                   "steps_per_repeat": samples[("seed_reference", batch_size)][0][0],
+                   "batches_per_epoch": seed_loop.batches_per_epoch,
+                   "slowest_batch_seconds": seed_loop.slowest_batch_seconds}
         ratios[b] = {policy: trainer[b][policy]["steps_per_sec"] / seed[b]["steps_per_sec"]
                      for policy in policies}
         if auto in policies:
@@ -653,7 +663,7 @@ def format_report(results):
     lines = [
         f"cGAN training benchmark: {settings['dataset_full_name']}, {settings['num_train_images']} images at "
         f"{settings['resolution']}x{settings['resolution']}; median of {settings['repeats']} x "
-        f"{settings['steps']} steps after {settings['warmup_steps']} warm-up steps",
+        f"{settings['steps']} steps (the seed: whole epochs) after {settings['warmup_steps']} warm-up steps",
         f"{machine['cpu_model']}, {machine['usable_cores']} cores; device {machine['device']}; TF "
         f"{machine['tensorflow']}, Keras {machine['keras']}; threads intra {machine['intra_op_threads']} "
         f"inter {machine['inter_op_threads']} (0 = default)",
@@ -676,7 +686,12 @@ def format_report(results):
             lines.append(row(b, name, figures, results["ratios"][b][policy]))
         lines.append(row(b, "seed reference (fit, float32)", results["seed_reference"][b], 1.0))
     lines += ["MFU: analytic FLOPs per step x steps/s / the matmul peak below; cores: CPU seconds of this "
-              "process per wall second", ""]
+              "process per wall second"]
+    for b, figures in results["seed_reference"].items():
+        slowest = ", ".join(f"{x:.2f}" for x in figures["slowest_batch_seconds"])
+        lines.append(f"seed reference, batch {b}: repeats of {figures['steps_per_repeat']} steps (whole epochs of "
+                     f"{figures['batches_per_epoch']}); slowest batch of each repeat {slowest} s")
+    lines.append("")
     for b, figures in results["input_pipeline"].items():
         headroom = (f" = {figures['times_auto_step']:.0f}x what the {auto} step consumes"
                     if "times_auto_step" in figures else "")

@@ -67,7 +67,10 @@ def test_smoke_run_writes_every_section(tmp_path, isic_folders):
         assert results["ratios"]["8"][policy] == pytest.approx(
             figures["steps_per_sec"] / results["seed_reference"]["8"]["steps_per_sec"])
     assert results["ratios"]["8"]["auto"] == results["ratios"]["8"][results["auto_precision"]]
-    assert results["seed_reference"]["8"]["steps_per_sec"] > 0
+    seed = results["seed_reference"]["8"]
+    assert seed["steps_per_sec"] > 0
+    assert seed["steps_per_repeat"] % seed["batches_per_epoch"] == 0  # timed over whole epochs
+    assert len(seed["slowest_batch_seconds"]) == 1
     assert results["input_pipeline"]["8"]["images_per_sec"] > 0
     assert results["matmul_peak"]["float32"]["flops_per_sec"] > 0
     assert results["matmul_peak"]["bfloat16"]["flops_per_sec"] > 0
