@@ -72,8 +72,9 @@ def test_smoke_run_writes_every_section(tmp_path, isic_folders):
     assert seed["steps_per_repeat"] % seed["batches_per_epoch"] == 0  # timed over whole epochs
     assert len(seed["slowest_batch_seconds"]) == 1
     assert results["input_pipeline"]["8"]["images_per_sec"] > 0
-    assert results["matmul_peak"]["float32"]["flops_per_sec"] > 0
-    assert results["matmul_peak"]["bfloat16"]["flops_per_sec"] > 0
+    for dtype in ("float32", "bfloat16"):
+        peak = results["matmul_peak"][dtype]
+        assert peak["flops_per_sec"] == max(peak["samples"]) > 0  # the best repeat
     assert results["flops"]["per_step"]["8"] == 8 * results["flops"]["per_image"]["step"] > 0
     assert results["memory"]["peak_rss_bytes"] > 0
     assert all(phase["peak_rss_bytes"] > 0 for phase in results["memory"]["phases"].values())
