@@ -61,3 +61,58 @@ def test_write_samples_names_files(tmp_path):
         ["class02_melanoma_seeds0003-0007.png"]
     grid = tf.io.decode_png((tmp_path / names[-1]).read_bytes()).numpy()
     assert grid.shape == (2 * 64 + 2, 3 * 64 + 4, 3)  # 5 images in a 2×3 grid with 2-pixel padding
+
+
+@pytest.mark.parametrize("truncation", [0.05, 0.5, 2.0])
+def test_truncated_latent_is_within_bounds(truncation):
+    z = sampling.latent_for_seeds(range(20), 16, truncation).numpy()
+    assert z.shape == (20, 16) and z.dtype == np.float32
+    assert np.abs(z).max() <= truncation
+
+
+def test_truncation_redraws_only_the_components_outside():
+    plain = sampling.latent_for_seeds(range(20), 16).numpy()
+    truncated = sampling.latent_for_seeds(range(20), 16, 0.5).numpy()
+    inside = np.abs(plain) <= 0.5
+    assert 0 < inside.sum() < inside.size
+    np.testing.assert_array_equal(truncated[inside], plain[inside])
+    assert not np.any(truncated[~inside] == plain[~inside])
+
+
+def test_truncated_latent_depends_on_its_own_seed_only():
+    batch = sampling.latent_for_seeds([5, 6, 7], 32, 0.3).numpy()
+    np.testing.assert_array_equal(batch[1], sampling.latent_for_seeds([6], 32, 0.3).numpy()[0])
+    np.testing.assert_array_equal(batch, sampling.latent_for_seeds([5, 6, 7], 32, 0.3).numpy())
+    assert not np.array_equal(batch[0], batch[1])
+
+
+@pytest.mark.parametrize("truncation", [None, sampling.TRUNCATION_MAX, 50.0])
+def test_no_truncation_is_the_plain_normal_latent(truncation):
+    z = sampling.latent_for_seeds([0, 9], 8, truncation).numpy()
+    for row, seed in zip(z, [0, 9]):
+        np.testing.assert_array_equal(row, tf.random.stateless_normal([8], seed=[seed, 0]).numpy())
+
+
+@pytest.mark.parametrize("value", [0.0, 0.01, -1.0, 10.5, float("nan"), float("inf")])
+def test_check_truncation_rejects_out_of_range(value):
+    with pytest.raises(UserError, match=r"--truncation=.* is out of range: use 0.05 to 10"):
+        sampling.check_truncation(value)
+
+
+def test_check_truncation_accepts_the_range_and_none():
+    assert sampling.check_truncation(None) is None
+    assert sampling.check_truncation("0.7") == 0.7
+    assert sampling.check_truncation(0.05) == 0.05 and sampling.check_truncation(10) == 10.0
+
+
+def test_truncated_samples_are_named_apart(tmp_path):
+    generator = networks.build_generator(64, latent_dim=8, num_classes=3)
+    info = {"class_names": list(CLASSES), "latent_dim": 8}
+    paths = sampling.write_samples(generator, info, 0, [4, 5], str(tmp_path), truncation=0.7)
+    assert [p.split("/")[-1] for p in paths] == [
+        "class00_actinic_keratosis_seed0004_trunc0.70.png", "class00_actinic_keratosis_seed0005_trunc0.70.png",
+        "class00_actinic_keratosis_seeds0004-0005_trunc0.70.png"]
+    expected = sampling.generate(generator, 0, [5], 8, truncation=0.7)[0]
+    np.testing.assert_array_equal(tf.io.decode_png((tmp_path / paths[1].split("/")[-1]).read_bytes()).numpy(),
+                                  expected)
+    assert not np.array_equal(expected, sampling.generate(generator, 0, [5], 8)[0])
