@@ -1,7 +1,19 @@
 """GAN losses on discriminator logits, reduced once for the whole global batch.
 
-    per_replica_d_loss = losses.discriminator_loss(real_logits, fake_logits, global_batch_size)
-    per_replica_g_loss = losses.generator_loss(fake_logits, global_batch_size)
+    per_replica_d_loss = losses.discriminator_loss(real_logits, fake_logits, global_batch_size, kind="bce")
+    per_replica_g_loss = losses.generator_loss(fake_logits, global_batch_size, kind="bce")
+    per_replica_d_loss += gamma / 2 * losses.r1_penalty(discriminator, images, labels, global_batch_size)
+
+Loss kinds (`LOSSES`), per example, with r = D(real) and f = D(fake) as logits:
+
+    "bce"    the seed's. D: softplus(-r) + softplus(f) (binary cross-entropy, real -> 1, fake -> 0);
+             G: softplus(-f), the non-saturating loss of Goodfellow et al. (BCE with target 1), which
+             is also StyleGAN's "non-saturating logistic" loss. The saturating G loss -softplus(f) is
+             not offered: its gradient vanishes exactly when D wins.
+    "hinge"  SNGAN / SAGAN / BigGAN. D: relu(1 - r) + relu(1 + f); G: -f.
+
+The R1 penalty (Mescheder et al., 2018) is E ||∇_x D(x, y)||² on real images; it keeps D's gradient
+small where the data is and works with either kind.
 
 Reduction rule (the only place it is stated): every loss is a sum over this replica's examples
 divided by the GLOBAL batch size (`tf.nn.compute_average_loss`). Gradients of the replicas are then
@@ -15,6 +27,8 @@ reaches a loss.
 
 import tensorflow as tf
 
+LOSSES = ("bce", "hinge")
+
 
 def _bce(logits, target, global_batch_size):
     logits = tf.cast(tf.reshape(logits, [-1]), tf.float32)             # [B]
@@ -23,31 +37,90 @@ def _bce(logits, target, global_batch_size):
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
 
-def discriminator_loss(real_logits, fake_logits, global_batch_size):
-    """BCE with real -> 1 and fake -> 0, summed over the two halves as the seed did.
+def _mean(per_example, global_batch_size):
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+def _flat_float32(logits):
+    return tf.cast(tf.reshape(logits, [-1]), tf.float32)                 # [B]
+
+
+def _check_kind(kind):
+    if kind not in LOSSES:
+        raise ValueError(f"unknown GAN loss {kind!r}: choose one of {', '.join(LOSSES)}")
+
+
+def discriminator_loss(real_logits, fake_logits, global_batch_size, kind="bce"):
+    """D's loss on a real and a generated batch, summed over the two halves as the seed did.
 
     Args:
         real_logits: [B, 1] logits of D on real images of this replica.
         fake_logits: [B, 1] logits of D on generated images of this replica.
         global_batch_size: batch size summed over all replicas.
+        kind: one of LOSSES (see the module docstring); "bce" is BCE with real -> 1 and fake -> 0.
 
     Returns:
         scalar float32, this replica's share of the global mean loss.
     """
+    _check_kind(kind)
+    if kind == "hinge":
+        return (_mean(tf.nn.relu(1.0 - _flat_float32(real_logits)), global_batch_size)
+                + _mean(tf.nn.relu(1.0 + _flat_float32(fake_logits)), global_batch_size))
     return _bce(real_logits, 1.0, global_batch_size) + _bce(fake_logits, 0.0, global_batch_size)
 
 
-def generator_loss(fake_logits, global_batch_size):
-    """Non-saturating BCE: the generator wants D to call its images real (target 1).
+def generator_loss(fake_logits, global_batch_size, kind="bce"):
+    """G's loss: the generator wants D to call its images real.
 
     Args:
         fake_logits: [B, 1] logits of D on generated images of this replica.
         global_batch_size: batch size summed over all replicas.
+        kind: one of LOSSES; "bce" is the non-saturating BCE with target 1, "hinge" is -D(fake).
 
     Returns:
         scalar float32, this replica's share of the global mean loss.
     """
+    _check_kind(kind)
+    if kind == "hinge":
+        return _mean(-_flat_float32(fake_logits), global_batch_size)
     return _bce(fake_logits, 1.0, global_batch_size)
+
+
+def r1_penalty(discriminator, real_images, labels, global_batch_size, training=True, augment=None):
+    """R1 (Mescheder et al., 2018): the squared norm of D's gradient with respect to real images.
+
+    Unscaled: the caller adds `gamma / 2 * r1_penalty(...)` to D's loss (and, when it regularises
+    lazily every k steps, multiplies by k as StyleGAN2 does). The inner gradient is taken with its own
+    tape, so inside the caller's tape the penalty is differentiable with respect to D's weights
+    (a second-order gradient).
+
+    D sees the batch in one call, so with batch normalisation in training mode (training=True) the
+    gradient for example i also carries its effect on the batch statistics: it is ∇_{x_i} Σ_j D(x_j).
+
+    Args:
+        discriminator: keras.Model mapping [images [b, R, R, 3] float32, labels [b] int32] to
+            logits [b, 1]; it may compute in float16 or bfloat16 inside.
+        real_images: [b, R, R, 3] real images of this replica, in [-1, 1].
+        labels: [b] int32 their classes.
+        global_batch_size: batch size summed over all replicas.
+        training: passed to the discriminator (batch-norm mode).
+        augment: None, or a function images -> images (e.g. DiffAugment with fixed parameters)
+            applied inside the tape, so the gradient is with respect to the un-augmented images as in
+            StyleGAN2-ADA.
+
+    Returns:
+        scalar float32, this replica's share of mean over the global batch of ||∇_x D(x, y)||².
+    """
+    images = tf.cast(real_images, tf.float32)                          # [b, R, R, 3]
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        seen = augment(images) if augment is not None else images
+        logits = discriminator([seen, labels], training=training)      # [b, 1]
+        total = tf.reduce_sum(tf.cast(logits, tf.float32))
+    gradients = tape.gradient(total, images, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    gradients = tf.cast(gradients, tf.float32)                          # [b, R, R, 3]
+    per_example = tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients)))   # [b]
+    return _mean(per_example, global_batch_size)
 
 
 def mode_seeking_loss(images, noise, num_replicas, epsilon=1e-5):

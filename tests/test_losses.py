@@ -1,7 +1,9 @@
+import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from cgan import losses
+from cgan import losses, networks
 
 
 def _bce(logit, target):
@@ -49,3 +51,115 @@ def test_mode_seeking_punishes_ignored_noise():
     varied = tf.random.stateless_normal([4, 4, 4, 3], seed=[0, 0])
     noise = tf.random.stateless_normal([4, 8], seed=[1, 0])
     assert losses.mode_seeking_loss(collapsed, noise, 1) > 100 * losses.mode_seeking_loss(varied, noise, 1)
+
+
+def test_hinge_values_on_known_logits():
+    real = tf.constant([[2.0], [0.5], [-1.0]])
+    fake = tf.constant([[-2.0], [0.5], [3.0]])
+    # D: relu(1 - r) = [0, 0.5, 2], relu(1 + f) = [0, 1.5, 4]; G: -f.
+    d_loss = losses.discriminator_loss(real, fake, global_batch_size=3, kind="hinge")
+    np.testing.assert_allclose(d_loss.numpy(), (2.5 + 5.5) / 3, rtol=1e-6)
+    g_loss = losses.generator_loss(fake, global_batch_size=3, kind="hinge")
+    np.testing.assert_allclose(g_loss.numpy(), -1.5 / 3, rtol=1e-6)
+
+
+def test_hinge_is_float32_and_divides_by_the_global_batch():
+    logits = tf.constant([[0.25], [-0.75]], tf.bfloat16)
+    local = losses.discriminator_loss(logits, logits, global_batch_size=2, kind="hinge")
+    shared = losses.discriminator_loss(logits, logits, global_batch_size=4, kind="hinge")
+    assert local.dtype == tf.float32
+    np.testing.assert_allclose(shared.numpy(), local.numpy() / 2, rtol=1e-6)
+    g = losses.generator_loss(logits, global_batch_size=4, kind="hinge")
+    np.testing.assert_allclose(g.numpy(), 0.5 / 4, rtol=1e-6)
+
+
+def test_default_kind_is_the_seed_bce():
+    real, fake = tf.constant([[1.5], [-0.5]]), tf.constant([[0.3], [-2.0]])
+    assert losses.LOSSES[0] == "bce"
+    assert losses.discriminator_loss(real, fake, 2).numpy() == losses.discriminator_loss(real, fake, 2, "bce").numpy()
+    assert losses.generator_loss(fake, 2).numpy() == losses.generator_loss(fake, 2, kind="bce").numpy()
+    assert losses.generator_loss(fake, 2).numpy() != losses.generator_loss(fake, 2, kind="hinge").numpy()
+
+
+def test_unknown_kind_lists_the_choices():
+    with pytest.raises(ValueError, match="bce, hinge"):
+        losses.discriminator_loss(tf.zeros([2, 1]), tf.zeros([2, 1]), 2, kind="wasserstein")
+    with pytest.raises(ValueError, match="bce, hinge"):
+        losses.generator_loss(tf.zeros([2, 1]), 2, kind="saturating")
+
+
+class _LinearDiscriminator(keras.Model):
+    """logit = Σ w[label] · x: its gradient with respect to x is w[label], whatever x."""
+
+    def __init__(self, weights, bias_only=False):
+        super().__init__()
+        self.w = self.add_weight(shape=weights.shape, initializer=keras.initializers.Constant(weights))
+        self.bias_only = bias_only
+
+    def call(self, inputs, training=False):
+        images, labels = inputs                                            # [b, 2, 2, 3], [b]
+        w = tf.gather(self.w, labels)                                      # [b, 2, 2, 3]
+        if self.bias_only:  # a constant D: depends on its weights, not on the image
+            return tf.reduce_sum(w, axis=[1, 2, 3])[:, None]
+        return tf.reduce_sum(w * images, axis=[1, 2, 3])[:, None]          # [b, 1]
+
+
+def _linear_case():
+    weights = np.stack([np.full((2, 2, 3), 0.5), np.arange(12).reshape(2, 2, 3) / 10]).astype(np.float32)
+    images = tf.random.stateless_uniform([3, 2, 2, 3], seed=[0, 0], minval=-1, maxval=1)
+    labels = tf.constant([0, 1, 1])
+    norms = (weights ** 2).sum(axis=(1, 2, 3))                             # ||w[c]||² per class
+    return weights, images, labels, norms[[0, 1, 1]].mean()
+
+
+def test_r1_of_a_linear_discriminator_is_its_weight_norm():
+    weights, images, labels, expected = _linear_case()
+    discriminator = _LinearDiscriminator(weights)
+    penalty = losses.r1_penalty(discriminator, images, labels, global_batch_size=3)
+    assert penalty.dtype == tf.float32
+    np.testing.assert_allclose(penalty.numpy(), expected, rtol=1e-6)
+    # Reduction rule: this replica holds 3 of 6 examples -> half of the global mean.
+    half = losses.r1_penalty(discriminator, images, labels, global_batch_size=6)
+    np.testing.assert_allclose(half.numpy(), expected / 2, rtol=1e-6)
+    # The gradient is with respect to the un-augmented images: D(2x) has gradient 2w.
+    doubled = losses.r1_penalty(discriminator, images, labels, 3, augment=lambda x: 2.0 * x)
+    np.testing.assert_allclose(doubled.numpy(), 4 * expected, rtol=1e-6)
+
+
+def test_r1_of_a_constant_discriminator_is_zero():
+    weights, images, labels, _ = _linear_case()
+    penalty = losses.r1_penalty(_LinearDiscriminator(weights, bias_only=True), images, labels, 3)
+    assert penalty.numpy() == 0.0
+
+
+def test_r1_second_order_gradient_of_the_linear_discriminator():
+    weights, images, labels, _ = _linear_case()
+    discriminator = _LinearDiscriminator(weights)
+    with tf.GradientTape() as tape:
+        penalty = losses.r1_penalty(discriminator, images, labels, global_batch_size=3)
+    gradient, = tape.gradient(penalty, [discriminator.w])
+    # d/dw of mean_i ||w[y_i]||² = 2 w[c] · (examples of class c) / 3.
+    expected = 2 * weights * np.array([1, 2])[:, None, None, None] / 3
+    np.testing.assert_allclose(tf.convert_to_tensor(gradient).numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_r1_flows_to_the_weights_of_the_conv_discriminator(policy):
+    keras.utils.set_random_seed(0)
+    discriminator = networks.build_discriminator(64, num_classes=3, dtype=policy)
+    images = tf.random.stateless_uniform([2, 64, 64, 3], seed=[1, 0], minval=-1, maxval=1)
+    labels = tf.constant([0, 2])
+
+    @tf.function
+    def penalty_and_gradients():
+        with tf.GradientTape() as tape:
+            penalty = losses.r1_penalty(discriminator, images, labels, global_batch_size=2)
+        return penalty, tape.gradient(penalty, discriminator.trainable_variables)
+
+    penalty, gradients = penalty_and_gradients()
+    assert penalty.dtype == tf.float32 and np.isfinite(penalty.numpy()) and penalty.numpy() > 0
+    kernels = [g for g, v in zip(gradients, discriminator.trainable_variables) if "kernel" in v.path]
+    assert len(kernels) == 5                          # label plane, three convolutions, logit
+    for gradient in kernels:
+        gradient = tf.convert_to_tensor(gradient).numpy()
+        assert np.all(np.isfinite(gradient)) and np.abs(gradient).max() > 0
