@@ -2,7 +2,8 @@
 
     builder = datasets.prepare_dataset(config)                      # cgan.datasets
     images, labels = input_pipeline.load_split(builder, "train")    # [N, R, R, 3] uint8, [N] int32
-    dataset = input_pipeline.train_dataset(images, labels, global_batch_size=16, seed=0, start_step=0)
+    dataset = input_pipeline.train_dataset(images, labels, global_batch_size=16, seed=0, start_step=0,
+                                           balanced=False)     # True: every class equally often
     for images, labels in dataset: ...                               # [16, R, R, 3] float32 in [-1, 1], [16] int32
 
 Why in memory: the decoded uint8 split is small (ISIC at 64×64: 2,239 × 12 KiB = 27 MiB; at 256×256:
@@ -13,6 +14,16 @@ infinite stream is `permutation(seed, epoch = p // N)[p % N]`, a full reshuffle 
 by `index_shuffle`. A run that resumes at step s starts the stream at position s · global_batch_size
 and sees exactly the batches an uninterrupted run would have seen, without storing any iterator state
 (a shuffle buffer in the checkpoint would cost up to the whole dataset per checkpoint).
+
+Class-balanced stream (`balanced=True`), for imbalanced splits such as ISIC's (462 training images
+of pigmented benign keratosis, 77 of seborrheic keratosis): every class is drawn equally often, still
+as a pure function of (seed, position). The stream is cut into rounds of C positions (C = classes
+present); round r = p // C holds every class once, in an order shuffled per round, so each
+position's class is uniform over classes and the counts are exactly equal every C positions. Within
+class c the stream walks per-class epochs: the r-th draw of class c is
+`permutation(seed, c, epoch = r // N_c)[r % N_c]` over its N_c examples, so every example of a class
+is seen once per pass over that class (sampling without replacement within a pass, not independent
+draws): a rare class repeats its examples more often, never some of them more than others.
 
 Multi-worker: every worker builds the same global batches and keeps its own slice of each, so the
 data a step sees does not depend on how many workers share it.
@@ -77,7 +88,40 @@ def shuffled_indices(positions, num_examples, seed):
                                          rounds=_INDEX_SHUFFLE_ROUNDS)
 
 
-def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0):
+def balanced_indices(positions, labels, seed):
+    """Maps stream positions to example indices so that every class is drawn equally often.
+
+    See the module docstring: rounds of one draw per class in a shuffled order, and within each class
+    a fresh permutation of its examples per pass over them.
+
+    Args:
+        positions: [B] int64 positions in the infinite stream.
+        labels: [N] int numpy array, the class of each example.
+        seed: int, the run's seed.
+
+    Returns:
+        [B] int64 indices in [0, N).
+    """
+    classes, sizes = np.unique(labels, return_counts=True)             # [C], [C]
+    num_classes = len(classes)
+    members = tf.constant(np.argsort(labels, kind="stable"), tf.int64)  # [N] example indices by class
+    offsets = tf.constant(np.cumsum(sizes) - sizes, tf.int64)           # [C] first member of each class
+    sizes = tf.constant(sizes, tf.int64)
+    seed = tf.fill(tf.shape(positions), tf.constant(seed, tf.int64))    # [B]
+    rounds = positions // num_classes                                   # the r-th draw of its class
+    # Third seed component: 0 is the unbalanced stream's, 1 the class order, 2 + c class c's passes.
+    classes_drawn = tf.raw_ops.RandomIndexShuffle(
+        index=positions % num_classes, seed=tf.stack([seed, rounds, tf.ones_like(rounds)], axis=1),
+        max_index=tf.constant(num_classes - 1, tf.int64), rounds=_INDEX_SHUFFLE_ROUNDS)   # [B] in [0, C)
+    class_sizes = tf.gather(sizes, classes_drawn)                       # [B]
+    within = tf.raw_ops.RandomIndexShuffle(
+        index=rounds % class_sizes, seed=tf.stack([seed, rounds // class_sizes, 2 + classes_drawn], axis=1),
+        max_index=class_sizes - 1, rounds=_INDEX_SHUFFLE_ROUNDS)       # [B], position in its class
+    return tf.gather(members, tf.gather(offsets, classes_drawn) + within)
+
+
+def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
+                  balanced=False):
     """The infinite, reshuffled, batched and normalised training stream.
 
     Args:
@@ -88,6 +132,8 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
         start_step: first step this stream serves (resuming at step s skips s global batches).
         num_workers: workers sharing each global batch.
         worker_index: which slice of each global batch this worker keeps.
+        balanced: draw every class equally often (see the module docstring) instead of every example
+            once per epoch.
 
     Returns:
         tf.data.Dataset of (images [GB / num_workers, R, R, 3] float32 in [-1, 1],
@@ -100,12 +146,17 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
         raise UserError(f"--batch_size={global_batch_size} cannot be split over {num_workers} workers: "
                         f"use a multiple of {num_workers}")
     per_worker = global_batch_size // num_workers
+    if balanced:
+        label_values = np.asarray(labels)
+        to_indices = lambda positions: balanced_indices(positions, label_values, seed)
+    else:
+        to_indices = lambda positions: shuffled_indices(positions, num_examples, seed)
     images = tf.constant(images)
     labels = tf.constant(labels, tf.int32)
 
     def gather(positions):                                               # [GB] int64
         positions = positions[worker_index * per_worker:(worker_index + 1) * per_worker]
-        indices = shuffled_indices(positions, num_examples, seed)       # [GB / W]
+        indices = to_indices(positions)                                  # [GB / W]
         return normalise(tf.gather(images, indices)), tf.gather(labels, indices)
 
     start = int(start_step) * global_batch_size

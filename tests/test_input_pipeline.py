@@ -74,3 +74,79 @@ def test_batch_not_divisible_by_workers_is_a_user_error():
 def test_normalise_range():
     values = input_pipeline.normalise(tf.constant([0, 255], tf.uint8)).numpy()
     np.testing.assert_allclose(values, [-1.0, 1.0])
+
+
+def _imbalanced(counts=(80, 15, 5)):
+    """Classes 0, 1, 2 with 80, 15 and 5 examples, interleaved; image i carries its id i."""
+    labels = np.concatenate([np.full(n, c, np.int32) for c, n in enumerate(counts)])
+    labels = labels[np.random.default_rng(0).permutation(len(labels))]
+    images = np.arange(len(labels), dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    return images, labels
+
+
+def _balanced_stream(images, labels, batch, steps, seed=0, **kwargs):
+    batches = _take(input_pipeline.train_dataset(images, labels, batch, seed=seed, balanced=True, **kwargs), steps)
+    ids = np.concatenate([_example_ids(b) for b, _ in batches])
+    drawn_labels = np.concatenate([lb for _, lb in batches])
+    return ids, drawn_labels
+
+
+def test_balanced_draws_every_class_equally_often():
+    images, labels = _imbalanced()
+    ids, drawn = _balanced_stream(images, labels, batch=8, steps=75)    # 600 draws, 200 rounds
+    np.testing.assert_array_equal(drawn, labels[ids])                     # labels stay with images
+    frequencies = np.bincount(drawn, minlength=3) / len(drawn)
+    np.testing.assert_allclose(frequencies, [1 / 3] * 3, atol=0.02)
+    unbalanced = np.concatenate([lb for _, lb in _take(input_pipeline.train_dataset(images, labels, 8, seed=0), 75)])
+    assert np.bincount(unbalanced, minlength=3)[2] / len(unbalanced) < 0.1  # the default keeps the split's mix
+
+
+def test_balanced_walks_each_class_in_passes_over_all_its_examples():
+    images, labels = _imbalanced()
+    ids, drawn = _balanced_stream(images, labels, batch=6, steps=50)    # 100 draws of each class
+    for c, size in ((1, 15), (2, 5)):
+        sequence = ids[drawn == c]
+        passes = sequence[:len(sequence) // size * size].reshape(-1, size)
+        for one_pass in passes:  # every example once per pass
+            assert sorted(one_pass) == sorted(np.flatnonzero(labels == c))
+        assert len({tuple(p) for p in passes}) > 1                        # passes are reshuffled
+
+
+def test_balanced_each_round_holds_every_class_in_a_shuffled_order():
+    images, labels = _imbalanced()
+    _, drawn = _balanced_stream(images, labels, batch=3, steps=20)
+    rounds = drawn.reshape(-1, 3)
+    assert all(sorted(r) == [0, 1, 2] for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1
+
+
+def test_balanced_resume_seed_and_workers():
+    images, labels = _imbalanced()
+    straight = _take(input_pipeline.train_dataset(images, labels, 4, seed=5, balanced=True), 6)
+    resumed = _take(input_pipeline.train_dataset(images, labels, 4, seed=5, start_step=4, balanced=True), 2)
+    for (a, la), (b, lb) in zip(straight[4:], resumed):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    other = _take(input_pipeline.train_dataset(images, labels, 4, seed=6, balanced=True), 6)
+    assert not all(np.array_equal(x[0], y[0]) for x, y in zip(straight, other))
+    parts = [_take(input_pipeline.train_dataset(images, labels, 4, seed=5, num_workers=2, worker_index=w,
+                                                balanced=True), 2) for w in range(2)]
+    for step in range(2):
+        np.testing.assert_array_equal(np.concatenate([parts[0][step][0], parts[1][step][0]]), straight[step][0])
+        np.testing.assert_array_equal(np.concatenate([parts[0][step][1], parts[1][step][1]]), straight[step][1])
+
+
+def test_balanced_with_missing_label_values_and_a_single_example_class():
+    labels = np.array([0, 0, 0, 4, 4, 7], np.int32)                      # classes 0, 4, 7 present
+    images = np.arange(6, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    ids, drawn = _balanced_stream(images, labels, batch=3, steps=10)
+    np.testing.assert_array_equal(drawn, labels[ids])
+    assert sorted(set(drawn)) == [0, 4, 7] and np.all(np.bincount(drawn)[[0, 4, 7]] == 10)
+    assert np.all(ids[drawn == 7] == 5)
+
+
+def test_balanced_with_one_class_is_the_class_walked_in_passes():
+    images, _ = _data(6)
+    labels = np.zeros(6, np.int32)
+    ids, _ = _balanced_stream(images, labels, batch=3, steps=4)
+    assert sorted(ids[:6]) == list(range(6)) and sorted(ids[6:]) == list(range(6))
