@@ -39,13 +39,13 @@ def _canonical(name):
     return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
 
 
-def resolve_label(label, class_names, name="--label"):
+def resolve_label(label, class_names, flag="--label"):
     """Accepts a label index ("3") or a class name ("melanoma", "Melanoma", "basal cell carcinoma").
 
     Args:
         label: the text given.
         class_names: the model's class names, index i = label i.
-        name: how the value is called in error messages ("--label" on the command line).
+        flag: how the value is called in error messages ("--label" on the command line).
 
     Returns:
         the integer label.
@@ -59,21 +59,21 @@ def resolve_label(label, class_names, name="--label"):
         index = int(text)
         if 0 <= index < len(class_names):
             return index
-        raise UserError(f"{name}={text} is out of range: this model has {len(class_names)} classes "
+        raise UserError(f"{flag}={text} is out of range: this model has {len(class_names)} classes "
                         f"({choices})")
     wanted = _canonical(text)
     for index, name in enumerate(class_names):
         if _canonical(name) == wanted:
             return index
-    raise UserError(f"{name}={text} is not a class of this model: use an index or a name ({choices})")
+    raise UserError(f"{flag}={text} is not a class of this model: use an index or a name ({choices})")
 
 
-def check_truncation(value, name="--truncation"):
+def check_truncation(value, flag="--truncation"):
     """Validates a truncation threshold.
 
     Args:
         value: a number, or None for no truncation.
-        name: how the value is called in error messages.
+        flag: how the value is called in error messages.
 
     Returns:
         the float threshold, or None.
@@ -85,7 +85,7 @@ def check_truncation(value, name="--truncation"):
         return None
     value = float(value)
     if not TRUNCATION_MIN <= value <= TRUNCATION_MAX:  # also false for NaN
-        raise UserError(f"{name}={value:g} is out of range: use {TRUNCATION_MIN:g} to {TRUNCATION_MAX:g} "
+        raise UserError(f"{flag}={value:g} is out of range: use {TRUNCATION_MIN:g} to {TRUNCATION_MAX:g} "
                         f"(smaller = more typical images; leave it out for plain N(0, 1) noise)")
     return value
 
