@@ -25,7 +25,7 @@ def _set_all(model, value):
 
 
 def _values(model):
-    return [np.array(v) for v in model.variables]
+    return [v.numpy() for v in model.variables]
 
 
 def test_shadow_starts_as_a_copy_in_a_separate_model():
@@ -36,7 +36,7 @@ def test_shadow_starts_as_a_copy_in_a_separate_model():
     for shadow, weight in zip(_values(average.model), _values(live)):
         np.testing.assert_array_equal(shadow, weight)
     _set_all(live, 7.0)  # the shadow does not share variables with the live model
-    assert not np.any(np.array(average.model.variables[0]) == 7.0)
+    assert not np.any(average.model.variables[0].numpy() == 7.0)
 
 
 def test_update_rule_on_known_values_includes_batch_norm_statistics():
@@ -125,7 +125,7 @@ def test_mixed_bfloat16_generator_shadow_samples_and_lags_behind():
     assert shadow_images.shape == (3, 64, 64, 3) and shadow_images.dtype == np.float32
     assert np.abs(live_images - shadow_images).mean() > 1e-3
     for shadow, weight in zip(average.model.trainable_variables, generator.trainable_variables):
-        assert not np.array_equal(np.array(shadow), np.array(weight))
+        assert not np.array_equal(shadow.numpy(), weight.numpy())
 
 
 def test_update_inside_strategy_run_with_one_replica():
@@ -165,7 +165,7 @@ _TWO_REPLICAS = textwrap.dedent("""
     with strategy.scope():
         generator = networks.build_generator(64, latent_dim=8, num_classes=3, synchronized_bn=True)
         average = ema.GeneratorEMA(generator, decay=0.5, start_step=1)
-    expected = [np.array(v) for v in generator.variables]
+    expected = [v.numpy() for v in generator.variables]
     for variable in generator.variables:
         variable.assign(variable + 1.0)
 
