@@ -17,6 +17,9 @@ Batch-norm moving statistics are averaged like the weights (as BigGAN does) rath
 StyleGAN2 does): the averaged network's pre-normalisation activations are, to first order, the
 average of the live network's, so averaged statistics match the averaged weights better than the
 statistics of the latest live network, which follow only its last ~1/(1 − BN momentum) steps.
+The singular vectors u of spectrally normalised layers are averaged too: `cgan.layers` normalises u
+before each use, and an average of slowly turning unit vectors points along them. Non-float
+variables, if any, are copied.
 
 The shadow is a second `keras.Model` of the generator's architecture (same layers, dtype policy and
 float32 variables), so it samples, evaluates and exports like the generator itself. Put `ema.model`

@@ -196,3 +196,19 @@ def test_update_with_two_replicas():
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("OK")
+
+
+def test_generator_with_custom_layers_is_cloned_and_copied_during_warm_up():
+    keras.utils.set_random_seed(2)
+    generator = networks.build_generator(64, latent_dim=8, num_classes=3, conditioning="cbn", spectral_norm=True,
+                                         attention_resolution=16)
+    average = ema.GeneratorEMA(generator, decay=0.9, start_step=10)
+    z = tf.random.stateless_normal([2, 8], seed=[2, 0])
+    labels = tf.constant([1, 2])
+    generator([z, labels], training=True)                    # moves weights and singular vectors
+    for variable in generator.trainable_variables:
+        variable.assign(variable * 1.5)
+    differs = np.abs(generator([z, labels]).numpy() - average.model([z, labels]).numpy()).max()
+    average.update(3)                                        # warm-up: an exact copy
+    np.testing.assert_array_equal(average.model([z, labels]).numpy(), generator([z, labels]).numpy())
+    assert differs > 1e-3
