@@ -128,24 +128,27 @@ def forward_flops(model):
 
 
 def train_step_flops(generator, discriminator):
-    """FLOPs of one training step of cgan.train (and of the seed) for one example, by phase.
+    """FLOPs of one training step for one example, by phase, for cgan.train and for the seed.
 
     A backward pass through a matmul or conv costs its forward FLOPs once for the input gradient and
     once for the weight gradient. With F_G, F_D the forward FLOPs:
         D step = G fwd + D fwd real + D fwd fake + D bwd on both (weights and inputs) = F_G + 6·F_D
-        G step = G fwd + D fwd + D bwd (inputs only: D is not updated) + G bwd = 3·F_G + 2·F_D
+        G step = D fwd + D bwd (inputs only: D is not updated) + G bwd = 2·F_G + 2·F_D
+    cgan.train's G step reuses the D step's generated batch, so it runs no generator forward pass;
+    the seed's G step draws fresh noise and runs one more (+F_G: `seed_step`).
     TensorFlow computes a layer's input gradient whole even where only part of it is needed (D's
     first conv, G's first Dense); the one input gradient counted but never computed, that of D's
     label-plane Dense in the G step, is under 0.1 % of the total.
 
     Returns:
-        dict of FLOPs per example: generator_forward, discriminator_forward, d_step, g_step, step.
+        dict of FLOPs per example: generator_forward, discriminator_forward, d_step, g_step, step
+        (cgan.train's), seed_step (the seed's).
     """
     g, d = forward_flops(generator), forward_flops(discriminator)
     d_step = g + 2 * d + 2 * (2 * d)
-    g_step = g + d + d + 2 * g
+    g_step = d + d + 2 * g
     return {"generator_forward": g, "discriminator_forward": d, "d_step": d_step, "g_step": g_step,
-            "step": d_step + g_step}
+            "step": d_step + g_step, "seed_step": d_step + g_step + g}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -560,9 +563,9 @@ def run(config, data=None, log=print):
                      "best": max(work / wall for work, wall, _ in samples[("matmul", dtype)])}
              for dtype in ("float32", "bfloat16")}
 
-    def step_figures(steps_summary, batch_size):
+    def step_figures(steps_summary, batch_size, flops_per_image):
         steps_per_sec = steps_summary["median"]
-        achieved = flops["step"] * batch_size * steps_per_sec
+        achieved = flops_per_image * batch_size * steps_per_sec
         return {"steps_per_sec": steps_per_sec, "images_per_sec": steps_per_sec * batch_size,
                 "steps_per_sec_samples": steps_summary["samples"], "cores_busy": steps_summary["cores_busy"],
                 "achieved_flops_per_sec": achieved,
@@ -572,10 +575,12 @@ def run(config, data=None, log=print):
     trainer, seed, ratios, pipeline = {}, {}, {}, {}
     for batch_size in config.batch_sizes:
         b = str(batch_size)
-        trainer[b] = {policy: step_figures(_summary(samples[("trainer", batch_size, policy)]), batch_size)
+        trainer[b] = {policy: step_figures(_summary(samples[("trainer", batch_size, policy)]), batch_size,
+                                             flops["step"])
                       for policy in policies}
         seed_loop = loops[("seed_reference", batch_size)]
-        seed[b] = {**step_figures(_summary(samples[("seed_reference", batch_size)]), batch_size),
+        seed[b] = {**step_figures(_summary(samples[("seed_reference", batch_size)]), batch_size,
+                                flops["seed_step"]),
                    "steps_per_repeat": samples[("seed_reference", batch_size)][0][0],
                    "batches_per_epoch": seed_loop.batches_per_epoch,
                    "slowest_batch_seconds": seed_loop.slowest_batch_seconds}
@@ -602,10 +607,12 @@ def run(config, data=None, log=print):
                      "resolution": data.resolution, "precisions": list(policies)},
         "auto_precision": auto,
         "flops": {"method": "analytic: 2 FLOPs per multiply-add of Dense/Conv2D/Conv2DTranspose, "
-                            "backward = 2x forward except D's weights in the G step "
+                            "backward = 2x forward except D's weights in the G step; "
+                            "the seed's step has one more generator forward pass "
                             "(cgan.benchmark.train_step_flops)",
                   "per_image": flops,
-                  "per_step": {str(b): flops["step"] * b for b in config.batch_sizes}},
+                  "per_step": {str(b): flops["step"] * b for b in config.batch_sizes},
+                  "seed_per_step": {str(b): flops["seed_step"] * b for b in config.batch_sizes}},
         "trainer": trainer,
         "seed_reference": seed,
         "ratios": ratios,

@@ -15,9 +15,10 @@ Running the same command again restores the latest checkpoint and continues to -
 data stream and the noise both continue where they stopped (the stream is a function of the step,
 see cgan.input_pipeline; the noise comes from a checkpointed tf.random.Generator).
 
-One step = one discriminator update on a real and a generated batch, then one generator update on
-fresh noise, as the seed did. Fake images use the real batch's labels, so both networks see classes
-in the data's proportions.
+One step = one discriminator update on a real and a generated batch, then one generator update
+through the updated discriminator on the same generated batch (one generator forward pass serves both
+updates). Fake images use the real batch's labels, so both networks see classes in the data's
+proportions.
 """
 
 import dataclasses
@@ -199,47 +200,54 @@ class Trainer:
         """D's view of a batch: DiffAugment when --augment is set, the images themselves otherwise."""
         return augment.diff_augment(images, params, self.augment_policy) if self.augment_policy else images
 
-    def _replica_step(self, images, labels, z_d, z_g, aug):
-        """One D and one G update on this replica's slice.
+    def _replica_step(self, images, labels, z, aug):
+        """One D and one G update on this replica's slice, from one generator forward pass.
 
-        Shapes: images [b, R, R, 3], labels [b], z_d and z_g [b, latent], aug [3, b, augment.NUM_PARAMS].
+        The generated batch serves both updates: D learns to reject it, then G is pushed through the
+        updated D with the same images. The generator's weights do not change in between, so its
+        forward pass (recorded by the outer tape while the D update is kept off it) is still the one
+        G's gradient needs.
+
+        Shapes: images [b, R, R, 3], labels [b], z [b, latent], aug [3, b, augment.NUM_PARAMS].
         """
         batch = self.config.batch_size
-        with tf.GradientTape() as tape:
-            fake = self.generator([z_d, labels], training=True)
-            real_logits = self.discriminator([self._augment(images, aug[0]), labels], training=True)  # [b, 1]
-            fake_logits = self.discriminator([self._augment(fake, aug[1]), labels], training=True)
-            d_loss = losses.discriminator_loss(real_logits, fake_logits, batch)
-            scaled = precision.scale_loss(self.d_optimizer, d_loss)
-        variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-
+        fake_labels = labels
         if self.config.mode_seeking:  # pairs (i, i + b/2) share a label and differ in z
             half = tf.shape(labels)[0] // 2
-            labels = tf.concat([labels[:half], labels[:half], labels[2 * half:]], axis=0)
-        with tf.GradientTape() as tape:
-            fake = self.generator([z_g, labels], training=True)
-            g_logits = self.discriminator([self._augment(fake, aug[2]), labels], training=True)
+            fake_labels = tf.concat([labels[:half], labels[:half], labels[2 * half:]], axis=0)
+        with tf.GradientTape() as g_tape:
+            fake = self.generator([z, fake_labels], training=True)                        # [b, R, R, 3]
+            with g_tape.stop_recording():
+                with tf.GradientTape() as d_tape:
+                    real_logits = self.discriminator([self._augment(images, aug[0]), labels],
+                                                     training=True)                      # [b, 1]
+                    fake_logits = self.discriminator([self._augment(tf.stop_gradient(fake), aug[1]),
+                                                      fake_labels], training=True)
+                    d_loss = losses.discriminator_loss(real_logits, fake_logits, batch)
+                    scaled = precision.scale_loss(self.d_optimizer, d_loss)
+                variables = self.discriminator.trainable_variables
+                self.d_optimizer.apply_gradients(zip(d_tape.gradient(scaled, variables), variables))
+            g_logits = self.discriminator([self._augment(fake, aug[2]), fake_labels], training=True)
             g_loss = losses.generator_loss(g_logits, batch)
             if self.config.mode_seeking:
                 g_loss += self.config.mode_seeking * losses.mode_seeking_loss(
-                    fake, z_g, self.strategy.num_replicas_in_sync)
+                    fake, z, self.strategy.num_replicas_in_sync)
             scaled = precision.scale_loss(self.g_optimizer, g_loss)
         variables = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled, variables), variables))
 
         d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
         d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
 
-    def _sliced_step(self, images, labels, z_d, z_g, aug):
+    def _sliced_step(self, images, labels, z, aug):
         """Runs in each replica: keeps this replica's rows of the worker's batch, then steps."""
         local_replicas = self.strategy.num_replicas_in_sync // self.worker.num_workers
         per_replica = self.config.batch_size // self.strategy.num_replicas_in_sync
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         local = replica - self.worker.index * local_replicas
         rows = slice(local * per_replica, (local + 1) * per_replica)
-        return self._replica_step(images[rows], labels[rows], z_d[rows], z_g[rows], aug[:, rows])
+        return self._replica_step(images[rows], labels[rows], z[rows], aug[:, rows])
 
     def _worker_rows(self, values):
         """This worker's rows of a tensor over the global batch (axis 0 for [GB, ...])."""
@@ -262,9 +270,9 @@ class Trainer:
         metrics = {name: tf.constant(0.0) for name in ("d_loss", "g_loss", "d_real", "d_fake")}
         for _ in tf.range(num_steps):
             images, labels = next(iterator)                   # [GB / workers, R, R, 3], [GB / workers]
-            z_d, z_g = self._worker_noise(), self._worker_noise()
+            z = self._worker_noise()
             aug = self._worker_augment_params()
-            per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z_d, z_g, aug))
+            per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z, aug))
             metrics = {
                 "d_loss": self.strategy.reduce("SUM", per_replica["d_loss"], axis=None),
                 "g_loss": self.strategy.reduce("SUM", per_replica["g_loss"], axis=None),

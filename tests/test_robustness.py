@@ -46,7 +46,7 @@ class Background:
     def text(self):
         return open(self.log_path).read()
 
-    def wait_for(self, needle, timeout=120):
+    def wait_for(self, needle, timeout=300):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if needle in self.text():
@@ -57,7 +57,7 @@ class Background:
             time.sleep(0.2)
         raise AssertionError(f"no '{needle}' within {timeout}s:\n{self.text()[-3000:]}")
 
-    def finish(self, timeout=120):
+    def finish(self, timeout=300):
         code = self.process.wait(timeout=timeout)
         self.log.close()
         return code
