@@ -1,7 +1,11 @@
 import concurrent.futures
 import io
 import json
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -15,11 +19,12 @@ from cgan import export, networks, sampling, serve
 from cgan.errors import UserError
 
 CLASSES = ["actinic_keratosis", "basal_cell_carcinoma", "melanoma"]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A tiny exported generator served in-process on a free port: (base URL, generator, info)."""
+    """A tiny exported generator served in-process on a free port: (base URL, generator, info, workdir)."""
     workdir = tmp_path_factory.mktemp("run")
     generator = networks.build_generator(64, latent_dim=8, num_classes=3)
     info = {"class_names": CLASSES, "latent_dim": 8, "resolution": 64, "step": 7}
@@ -28,7 +33,7 @@ def server(tmp_path_factory):
     httpd = serve.make_server(loaded, loaded_info, port=0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", loaded, loaded_info
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", loaded, loaded_info, workdir
     httpd.shutdown()
     httpd.server_close()
     thread.join()
@@ -49,7 +54,7 @@ def decode_png(body):
 
 
 def test_page_is_served(server):
-    base, _, _ = server
+    base, *_ = server
     status, headers, body = get(base + "/")
     assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
     page = body.decode()
@@ -58,7 +63,7 @@ def test_page_is_served(server):
 
 
 def test_info(server):
-    base, _, _ = server
+    base, *_ = server
     status, headers, body = get(base + "/api/info")
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     info = json.loads(body)
@@ -70,7 +75,7 @@ def test_info(server):
 
 @pytest.mark.parametrize("num,rows,cols", [(1, 1, 1), (5, 2, 3), (16, 4, 4), (64, 8, 8)])
 def test_grid_png_size(server, num, rows, cols):
-    base, _, _ = server
+    base, *_ = server
     status, headers, body = get(f"{base}/api/grid.png?label=melanoma&seed=3&num={num}")
     assert status == 200 and headers["Content-Type"] == "image/png"
     assert decode_png(body).shape == (rows * 66 - 2, cols * 66 - 2, 3)  # 64-pixel tiles, 2-pixel gaps
@@ -79,7 +84,7 @@ def test_grid_png_size(server, num, rows, cols):
 
 @pytest.mark.parametrize("truncation", [None, 0.7])
 def test_image_is_what_sampling_gives_for_the_seed(server, truncation):
-    base, generator, _ = server
+    base, generator, *_ = server
     query = "" if truncation is None else f"&truncation={truncation}"
     status, _, body = get(f"{base}/api/image.png?label=2&seed=5{query}")
     assert status == 200
@@ -90,7 +95,7 @@ def test_image_is_what_sampling_gives_for_the_seed(server, truncation):
 
 
 def test_grid_tiles_are_the_single_images(server):
-    base, _, _ = server
+    base, *_ = server
     grid = decode_png(get(f"{base}/api/grid.png?label=0&seed=10&num=4&truncation=1.5")[2])  # 2×2
     for i, (top, left) in enumerate([(0, 0), (0, 66), (66, 0), (66, 66)]):
         single = decode_png(get(f"{base}/api/image.png?label=0&seed={10 + i}&truncation=1.5")[2])
@@ -98,7 +103,7 @@ def test_grid_tiles_are_the_single_images(server):
 
 
 def test_zip_holds_each_image_and_the_grid(server):
-    base, generator, _ = server
+    base, generator, *_ = server
     status, headers, body = get(f"{base}/api/images.zip?label=basal_cell_carcinoma&seed=4&num=3&truncation=0.5")
     assert status == 200 and headers["Content-Type"] == "application/zip"
     assert 'attachment; filename="class01_basal_cell_carcinoma_seeds0004-0006_trunc0.50.zip"' == \
@@ -112,7 +117,7 @@ def test_zip_holds_each_image_and_the_grid(server):
 
 
 def test_concurrent_requests_give_the_sequential_images(server):
-    base, _, _ = server
+    base, *_ = server
     urls = [f"{base}/api/image.png?label={s % 3}&seed={s}" for s in range(8)]
     sequential = [get(url)[2] for url in urls]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -153,7 +158,7 @@ def test_concurrent_requests_give_the_sequential_images(server):
     ("/../../etc/passwd", 404, "no such path"),
 ])
 def test_bad_requests_get_a_json_error(server, path, status, message):
-    base, _, _ = server
+    base, *_ = server
     got_status, headers, body = get(base + path)
     assert got_status == status
     assert headers["Content-Type"].startswith("application/json")
@@ -162,7 +167,7 @@ def test_bad_requests_get_a_json_error(server, path, status, message):
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"])
 def test_other_methods_are_not_allowed(server, method):
-    base, _, _ = server
+    base, *_ = server
     status, headers, body = get(base + "/api/grid.png?label=0", method=method)
     assert status == 405 and headers["Allow"] == "GET"
     assert json.loads(body)["error"] == f"method {method} is not allowed: use GET"
@@ -171,7 +176,7 @@ def test_other_methods_are_not_allowed(server, method):
 @pytest.mark.parametrize("request_line", [b"GET /api/info HTTP/1.x", b"GET /api/info HTTP/2.0", b"GET",
                                           b"GET /api/info HTTP/1.1 extra"])
 def test_malformed_request_line_is_a_client_error(server, request_line):
-    base, _, _ = server
+    base, *_ = server
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as connection:
         connection.sendall(request_line + b"\r\n\r\n")
@@ -180,7 +185,36 @@ def test_malformed_request_line_is_a_client_error(server, request_line):
 
 
 def test_busy_port_is_one_clear_error(server):
-    base, generator, info = server
+    base, generator, info, _ = server
     port = int(base.rsplit(":", 1)[1])
     with pytest.raises(UserError, match=rf"cannot listen on 127.0.0.1:{port} .*pass another --port"):
         serve.make_server(generator, info, port=port)
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "--label is required: pass --label=3 or --label=melanoma (or --serve for the web page)"),
+    (["--serve", "--label=3"], "--label cannot be used with --serve"),
+    (["--serve", "--num=4", "--truncation=0.5"], "--num, --truncation cannot be used with --serve"),
+    (["--label=3", "--port=9000"], "--port only applies with --serve"),
+])
+def test_sample_py_mode_flags_are_one_clear_line(args, message):
+    result = subprocess.run([sys.executable, "sample.py", *args], capture_output=True, text=True, cwd=REPO,
+                            timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"sample.py: error: {message}")
+
+
+@pytest.mark.slow
+def test_sample_py_serve_answers_on_its_port(server):
+    *_, workdir = server
+    process = subprocess.Popen([sys.executable, "sample.py", "--serve", "--port=0",
+                                f"--model={workdir / export.GENERATOR_FILE}"], cwd=REPO, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:[0-9]+/", line).group(0)
+        status, _, body = get(url + "api/info")
+        assert status == 200 and json.loads(body)["step"] == 7
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
