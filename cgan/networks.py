@@ -35,10 +35,12 @@ Options (every default builds the seed network above, layer for layer):
                                 of the attention block's convolutions); the batch norms stay.
     D conditioning="projection" no label plane: logit = ψ(φ(x)) + <Embedding(label, 256), φ(x)>, with
                                 φ(x) the sum over positions of the last [8, 8, 256] features [B, 256]
-                                and ψ a Dense(1) (Miyato & Koyama 2018).
+                                and ψ a Dense(1) (Miyato & Koyama 2018). With norm="batch" the sum
+                                over 64 positions starts the logits at tens; with "spectral" or
+                                "none" at a few units.
     D norm="spectral"           spectral normalisation of every Conv2D and Dense (label plane,
-                                logit, attention) and of the projection embedding, and no batch norm;
-    D norm="none"               neither; without batch norm every conv has a bias.
+                                logit, attention) and of the projection embedding; no batch norm.
+    D norm="none"               neither. Without batch norm every conv has a bias.
     attention_resolution=S      a SAGAN self-attention block (Zhang et al. 2019) after the block whose
                                 output has side S, one of the feature-map sides 8, 16, ..., R/2
                                 (0: none). Its γ starts at 0, so it begins as the identity.
