@@ -30,6 +30,18 @@ class TrainConfig:
     seed: int = 0
     mode_seeking: float = 0.0        # weight of the mode-seeking regulariser on G (0 = off, the seed)
     augment: str = ""                 # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
+    loss: str = "bce"                 # bce (the seed) | hinge
+    r1_gamma: float = 0.0             # R1 penalty γ on D's gradient at real images (0 = off)
+    ema_decay: float = 0.0            # EMA of G's weights for sampling/evaluation/export (0 = off)
+    ema_start: int = 0                # steps before the EMA starts averaging (copies until then)
+    balanced: bool = False            # draw every class equally often (default: the data's proportions)
+    # Architecture options (defaults: the seed's networks).
+    g_conditioning: str = "concat"    # concat (z ⊕ label embedding) | cbn (conditional batch norm)
+    g_spectral_norm: bool = False     # spectral normalisation in G
+    g_attention: int = 0              # side of G's self-attention block (0 = none)
+    d_conditioning: str = "concat"    # concat (label plane) | projection
+    d_norm: str = "batch"             # batch | spectral | none
+    d_attention: int = 0              # side of D's self-attention block (0 = none)
     # Bookkeeping, in steps.
     checkpoint_every: int = 1000
     summary_every: int = 100
@@ -64,4 +76,5 @@ class TrainConfig:
 
 # Fields that fix the shape of the model or the meaning of its labels: a workdir's checkpoints only
 # resume under the same values.
-MODEL_FIELDS = ("dataset", "latent_dim")
+MODEL_FIELDS = ("dataset", "latent_dim", "g_conditioning", "g_spectral_norm", "g_attention", "d_conditioning",
+                "d_norm", "d_attention")

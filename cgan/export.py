@@ -13,6 +13,7 @@ import os
 
 import keras
 
+from cgan import layers  # noqa: F401 -- registers the custom layers that load_model needs
 from cgan.errors import UserError
 from cgan.images import atomic_write_bytes
 

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cgan import augment, datasets, export, images, input_pipeline, losses, networks, precision, run_lock
+from cgan import augment, datasets, ema, export, images, input_pipeline, losses, networks, precision, run_lock
 from cgan.config import MODEL_FIELDS, TrainConfig
 from cgan.errors import UserError
 
@@ -126,6 +126,10 @@ def check_resumable(config, workdir):
         if old != new:
             raise UserError(f"{workdir} holds a run with --{field}={old}, not {new}: pass --{field}={old} "
                             f"to resume it, or a new --workdir to start another run")
+    if (stored.ema_decay > 0) != (config.ema_decay > 0):
+        raise UserError(f"{workdir} holds a run {'with' if stored.ema_decay > 0 else 'without'} an EMA "
+                        f"generator: pass --ema_decay={stored.ema_decay} to resume it, or a new --workdir "
+                        f"to start another run")
 
 
 class _StopRequest:
@@ -174,27 +178,43 @@ class Trainer:
         num_classes = len(self.class_names)
         synchronized = strategy.num_replicas_in_sync > 1
         with strategy.scope():
-            self.generator = networks.build_generator(resolution, config.latent_dim, num_classes,
-                                                      dtype=policy, synchronized_bn=synchronized)
-            self.discriminator = networks.build_discriminator(resolution, num_classes, dtype=policy,
-                                                              synchronized_bn=synchronized)
+            try:
+                self.generator = networks.build_generator(
+                    resolution, config.latent_dim, num_classes, dtype=policy, synchronized_bn=synchronized,
+                    conditioning=config.g_conditioning, spectral_norm=config.g_spectral_norm,
+                    attention_resolution=config.g_attention)
+                self.discriminator = networks.build_discriminator(
+                    resolution, num_classes, dtype=policy, synchronized_bn=synchronized,
+                    conditioning=config.d_conditioning, norm=config.d_norm,
+                    attention_resolution=config.d_attention)
+                losses.discriminator_loss(tf.zeros([1, 1]), tf.zeros([1, 1]), 1, kind=config.loss)
+            except ValueError as e:
+                raise UserError(f"{e} (check the architecture and --loss flags)") from None
             self.g_optimizer = self._make_optimizer()
             self.d_optimizer = self._make_optimizer()
             # Built eagerly: an optimizer first built inside strategy.run in a tf.function fails.
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.ema = (ema.GeneratorEMA(self.generator, config.ema_decay, config.ema_start)
+                        if config.ema_decay else None)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.noise = tf.random.Generator.from_seed(config.seed)
+        tracked = {"ema_generator": self.ema.model} if self.ema else {}
         self.checkpoint = tf.train.Checkpoint(step=self.step, generator=self.generator,
                                               discriminator=self.discriminator,
                                               g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
-                                              noise=self.noise)
+                                              noise=self.noise, **tracked)
         self._train_fn = tf.function(self._train_steps, reduce_retracing=True)
 
     def _make_optimizer(self):
         optimizer = keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1,
                                           beta_2=self.config.beta_2)
         return precision.wrap_optimizer(optimizer, self.policy)
+
+    @property
+    def sampling_generator(self):
+        """The generator to sample, evaluate and export: the EMA one when there is one."""
+        return self.ema.model if self.ema else self.generator
 
     def _augment(self, images, params):
         """D's view of a batch: DiffAugment when --augment is set, the images themselves otherwise."""
@@ -223,12 +243,17 @@ class Trainer:
                                                      training=True)                      # [b, 1]
                     fake_logits = self.discriminator([self._augment(tf.stop_gradient(fake), aug[1]),
                                                       fake_labels], training=True)
-                    d_loss = losses.discriminator_loss(real_logits, fake_logits, batch)
-                    scaled = precision.scale_loss(self.d_optimizer, d_loss)
+                    d_loss = losses.discriminator_loss(real_logits, fake_logits, batch, kind=self.config.loss)
+                    d_total = d_loss
+                    if self.config.r1_gamma:
+                        r1 = losses.r1_penalty(self.discriminator, images, labels, batch,
+                                               augment=lambda x: self._augment(x, aug[0]))
+                        d_total += self.config.r1_gamma / 2 * r1
+                    scaled = precision.scale_loss(self.d_optimizer, d_total)
                 variables = self.discriminator.trainable_variables
                 self.d_optimizer.apply_gradients(zip(d_tape.gradient(scaled, variables), variables))
             g_logits = self.discriminator([self._augment(fake, aug[2]), fake_labels], training=True)
-            g_loss = losses.generator_loss(g_logits, batch)
+            g_loss = losses.generator_loss(g_logits, batch, kind=self.config.loss)
             if self.config.mode_seeking:
                 g_loss += self.config.mode_seeking * losses.mode_seeking_loss(
                     fake, z, self.strategy.num_replicas_in_sync)
@@ -273,6 +298,8 @@ class Trainer:
             z = self._worker_noise()
             aug = self._worker_augment_params()
             per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z, aug))
+            if self.ema:
+                self.ema.update(self.step)
             metrics = {
                 "d_loss": self.strategy.reduce("SUM", per_replica["d_loss"], axis=None),
                 "g_loss": self.strategy.reduce("SUM", per_replica["g_loss"], axis=None),
@@ -300,12 +327,12 @@ class Trainer:
         return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables)
 
     def grid(self):
-        return generate_grid(self.generator, len(self.class_names), self.config.latent_dim)
+        return generate_grid(self.sampling_generator, len(self.class_names), self.config.latent_dim)
 
     def export_info(self):
         return {"class_names": list(self.class_names), "latent_dim": self.config.latent_dim,
                 "resolution": self.resolution, "step": int(self.step.numpy()),
-                "precision": self.policy, "config": self.config.to_dict()}
+                "precision": self.policy, "ema": self.ema is not None, "config": self.config.to_dict()}
 
 
 def _format_duration(seconds):
@@ -408,7 +435,7 @@ def _train(config, strategy, worker):
                             f"--precision=float32 and rerun")
         manager.save(checkpoint_number=step)
         if worker.is_chief:
-            export.save_models(workdir, trainer.generator, trainer.discriminator, trainer.export_info())
+            export.save_models(workdir, trainer.sampling_generator, trainer.discriminator, trainer.export_info())
 
     def write_grid(step):
         if not worker.is_chief:
@@ -428,7 +455,7 @@ def _train(config, strategy, worker):
         if evaluator is None:
             return
         started = time.perf_counter()
-        values = evaluator.evaluate(trainer.generator, config.latent_dim)
+        values = evaluator.evaluate(trainer.sampling_generator, config.latent_dim)
         evaluate.write_scalars(writer, values, step)
         shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("cas", "classifier_fd", "fid") if k in values)
         logging.info("eval at step %d: %s  (%.1f s)", step, shown, time.perf_counter() - started)
@@ -437,12 +464,12 @@ def _train(config, strategy, worker):
     if step >= config.train_steps:
         logging.info("Step %d already reaches --train_steps=%d: nothing to train", step, config.train_steps)
         if worker.is_chief and not os.path.exists(os.path.join(workdir, export.GENERATOR_FILE)):
-            export.save_models(workdir, trainer.generator, trainer.discriminator, trainer.export_info())
+            export.save_models(workdir, trainer.sampling_generator, trainer.discriminator, trainer.export_info())
         return TrainResult(step, restored_step, False, {})
 
     dataset = input_pipeline.train_dataset(train_images, train_labels, config.batch_size, config.seed,
                                            start_step=step, num_workers=worker.num_workers,
-                                           worker_index=worker.index)
+                                           worker_index=worker.index, balanced=config.balanced)
     iterator = iter(dataset)
     metrics = {}
     stopped = False

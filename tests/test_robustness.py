@@ -166,15 +166,28 @@ def _weights(workdir):
             if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
 
 
-@pytest.mark.parametrize("replicas,policy", [(1, ""), (2, "color,translation,cutout")])
-def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas, policy):
-    common = dict(deterministic=True, cpu_replicas=replicas, steps_per_call=2, augment=policy)
+# Every option with state of its own: the EMA generator, spectral norm's power-iteration vectors,
+# conditional batch norm, the projection embedding, attention's γ; R1, hinge and balanced sampling
+# change what the step computes and draws.
+_ALL_OPTIONS = dict(ema_decay=0.9, ema_start=1, r1_gamma=1.0, loss="hinge", balanced=True,
+                    g_conditioning="cbn", g_spectral_norm=True, g_attention=16, d_conditioning="projection",
+                    d_norm="spectral", d_attention=16, mode_seeking=1.0)
+
+
+@pytest.mark.parametrize("replicas,options", [(1, {}), (2, dict(augment="color,translation,cutout")),
+                                              (2, dict(augment="color,translation,cutout", **_ALL_OPTIONS))],
+                         ids=["seed", "augment", "all-options"])
+def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas, options):
+    common = dict(deterministic=True, cpu_replicas=replicas, steps_per_call=2, **options)
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     run(trainer_flags(straight, isic_data_dir, train_steps=4, **common))
     run(trainer_flags(split, isic_data_dir, train_steps=2, **common))
     run(trainer_flags(split, isic_data_dir, train_steps=4, **common))
     a, b = _weights(straight), _weights(split)
     assert a.keys() == b.keys() and len(a) > 80
+    if "ema_decay" in options:
+        ema = [name for name in a if name.startswith("ema_generator/")]
+        assert ema and any("spectral" in name or "/u/" in name or "vector" in name for name in a), sorted(a)[:40]
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
@@ -187,6 +200,10 @@ def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas
     ("--batch_size=3 --cpu_replicas=2", "multiple of 2"),
     ("--workdir=/etc/hostname/run", "cannot write"),
     ("--augment=color,flip", "unknown augmentation flip"),
+    ("--loss=wasserstein", "--loss"),
+    ("--g_attention=12", "attention"),
+    ("--d_norm=layer", "--d_norm"),
+    ("--ema_decay=1.5", "--ema_decay"),
 ])
 def test_bad_flags_are_one_clear_line(tmp_path, isic_data_dir, flag, message):
     args = trainer_flags(str(tmp_path / "work"), isic_data_dir, train_steps=1) + flag.split()
