@@ -197,6 +197,12 @@ class Trainer:
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.ema = (ema.GeneratorEMA(self.generator, config.ema_decay, config.ema_start)
                         if config.ema_decay else None)
+        if config.d_norm != "batch":
+            # D then has Conv2D + bias + LeakyReLU, whose fusion makes TensorFlow 2.21's remapper fail
+            # on the gradient graph ("remapper failed: ... LeakyReluGrad exist for missing node
+            # BiasAdd"), printed as an error and the pass dropped for the whole function. Skipping
+            # the pass gives the same graph without the alarming line.
+            tf.config.optimizer.set_experimental_options({"remapping": False})
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.noise = tf.random.Generator.from_seed(config.seed)
         tracked = {"ema_generator": self.ema.model} if self.ema else {}

@@ -154,3 +154,35 @@ def test_eval_every_logs_quality_metrics(tmp_path, isic_folders):
     assert [step for step, _ in values["eval/cas"]] == [2]
     cas = float(tf.make_ndarray(values["eval/cas"][0][1].tensor))
     assert 0.0 <= cas <= 1.0 and "eval/cas/melanoma" in values and "eval/classifier_fd" in values
+
+
+def test_ema_generator_is_exported_and_required_to_resume(tmp_path, isic_data_dir):
+    import keras
+    from cgan import export
+    workdir = tmp_path / "work"
+    flags = [f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64", f"--data_dir={isic_data_dir}",
+             "--batch_size=4", "--train_steps=3", "--checkpoint_every=3", "--steps_per_call=1",
+             "--precision=float32", "--ema_decay=0.5", "--g_conditioning=cbn", "--d_conditioning=projection",
+             "--d_norm=spectral", "--loss=hinge", "--r1_gamma=1", "--balanced"]
+    first = run("trainer.py", *flags)
+    assert "remapper failed" not in first.stderr
+    generator, info = export.load_generator(str(workdir / "generator.keras"))
+    assert info["ema"] is True
+    reader = tf.train.load_checkpoint(str(workdir / "checkpoints"))
+    names = reader.get_variable_to_shape_map()
+    # The export holds the averaged weights: equal to the checkpoint's EMA copy, not to the live G.
+    exported = {v.path: v.numpy() for v in generator.weights}
+    kernel = next(value for path, value in exported.items() if path.endswith("dense/kernel"))
+
+    def same_shape(prefix):
+        return [reader.get_tensor(n) for n in names if n.startswith(prefix) and n.endswith("VARIABLE_VALUE")
+                and reader.get_variable_to_shape_map()[n] == list(kernel.shape)]
+    assert any(np.array_equal(kernel, value) for value in same_shape("ema_generator/"))
+    live = same_shape("g_optimizer/_trainable_variables/")  # where the checkpoint keeps the live G's kernels
+    assert live and not any(np.array_equal(kernel, value) for value in live)
+    without = run("trainer.py", *[f for f in flags if not f.startswith("--ema_decay")], "--train_steps=4",
+                  check=False)
+    assert without.returncode != 0 and "--ema_decay=0.5" in without.stderr
+    assert "Traceback" not in without.stderr
+    other = run("trainer.py", *flags[:-1], "--train_steps=4", "--d_norm=batch", check=False)
+    assert other.returncode != 0 and "--d_norm=spectral" in other.stderr
