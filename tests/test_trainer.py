@@ -186,3 +186,18 @@ def test_ema_generator_is_exported_and_required_to_resume(tmp_path, isic_data_di
     assert "Traceback" not in without.stderr
     other = run("trainer.py", *flags[:-1], "--train_steps=4", "--d_norm=batch", check=False)
     assert other.returncode != 0 and "--d_norm=spectral" in other.stderr
+
+
+@pytest.mark.parametrize("flagfile", ["demo.flags", "quality.flags", "p100.flags"])
+def test_flag_files_train_on_any_class_folder_dataset(tmp_path, isic_folders, flagfile):
+    """Each shipped preset runs on a dataset of class folders it was not made for (later flags win)."""
+    source = isic_folders / "Skin cancer ISIC The International Skin Imaging Collaboration"
+    workdir = tmp_path / "work"
+    result = run("trainer.py", f"--flagfile={os.path.join(REPO, flagfile)}", f"--workdir={workdir}",
+                 "--dataset=isic_skin_cancer/folders_64", f"--manual_dir={source}",
+                 f"--data_dir={tmp_path / 'tfds'}", "--train_steps=2", "--steps_per_call=1",
+                 "--checkpoint_every=2", "--eval_every=0")
+    assert "step 2/2" in result.stderr
+    info = json.load(open(workdir / "generator.json"))
+    assert info["class_names"][3] == "melanoma" and info["step"] == 2
+    assert (workdir / "samples" / "step_000002.png").exists()
