@@ -188,7 +188,7 @@ def test_ema_generator_is_exported_and_required_to_resume(tmp_path, isic_data_di
     assert other.returncode != 0 and "--d_norm=spectral" in other.stderr
 
 
-@pytest.mark.parametrize("flagfile", ["demo.flags", "quality.flags", "p100.flags"])
+@pytest.mark.parametrize("flagfile", ["demo.flags", "quality.flags", "quality_gpu.flags", "p100.flags"])
 def test_flag_files_train_on_any_class_folder_dataset(tmp_path, isic_folders, flagfile):
     """Each shipped preset runs on a dataset of class folders it was not made for (later flags win)."""
     source = isic_folders / "Skin cancer ISIC The International Skin Imaging Collaboration"
