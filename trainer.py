@@ -12,15 +12,10 @@ import sys
 
 from absl import app, flags, logging
 
-from cgan.config import TrainConfig
+from cgan.config import (DISCRIMINATOR_CONDITIONINGS, DISCRIMINATOR_NORMS, GENERATOR_CONDITIONINGS, LOSSES,
+                         TrainConfig)
 from cgan.errors import UserError
 from cgan.precision import PRECISIONS
-
-# Names only: importing cgan.networks or cgan.losses would import TensorFlow before flags are parsed.
-_LOSSES = ("bce", "hinge")
-_G_CONDITIONINGS = ("concat", "cbn")
-_D_CONDITIONINGS = ("concat", "projection")
-_D_NORMS = ("batch", "spectral", "none")
 
 _DEFAULTS = TrainConfig(workdir="")
 
@@ -48,7 +43,7 @@ flags.DEFINE_string("augment", _DEFAULTS.augment,
 flags.DEFINE_float("mode_seeking", _DEFAULTS.mode_seeking,
                    "Weight of the mode-seeking regulariser that stops G from ignoring its noise within a "
                    "class (Mao et al., 2019); 0 = off (the seed).", lower_bound=0.0)
-flags.DEFINE_enum("loss", _DEFAULTS.loss, _LOSSES,
+flags.DEFINE_enum("loss", _DEFAULTS.loss, LOSSES,
                   "GAN loss: bce (the seed: D binary cross-entropy, G non-saturating) or hinge.")
 flags.DEFINE_float("r1_gamma", _DEFAULTS.r1_gamma,
                    "R1 penalty on D: γ/2 · E‖∇ₓD(x)‖² at real images (Mescheder et al., 2018); 0 = off.",
@@ -60,14 +55,14 @@ flags.DEFINE_integer("ema_start", _DEFAULTS.ema_start, "Steps during which the E
                      lower_bound=0)
 flags.DEFINE_bool("balanced", _DEFAULTS.balanced,
                   "Draw every class equally often (rare classes repeat more); default: the data's proportions.")
-flags.DEFINE_enum("g_conditioning", _DEFAULTS.g_conditioning, _G_CONDITIONINGS,
+flags.DEFINE_enum("g_conditioning", _DEFAULTS.g_conditioning, GENERATOR_CONDITIONINGS,
                   "How G takes the label: concat (the seed: z ⊕ embedding) or cbn (conditional batch norm).")
 flags.DEFINE_bool("g_spectral_norm", _DEFAULTS.g_spectral_norm, "Spectral normalisation of G's layers.")
 flags.DEFINE_integer("g_attention", _DEFAULTS.g_attention,
                      "Self-attention in G after the block of this side, e.g. 32; 0 = none.", lower_bound=0)
-flags.DEFINE_enum("d_conditioning", _DEFAULTS.d_conditioning, _D_CONDITIONINGS,
+flags.DEFINE_enum("d_conditioning", _DEFAULTS.d_conditioning, DISCRIMINATOR_CONDITIONINGS,
                   "How D takes the label: concat (the seed: a label plane) or projection.")
-flags.DEFINE_enum("d_norm", _DEFAULTS.d_norm, _D_NORMS,
+flags.DEFINE_enum("d_norm", _DEFAULTS.d_norm, DISCRIMINATOR_NORMS,
                   "D's normalisation: batch (the seed), spectral (spectral norm, no batch norm) or none.")
 flags.DEFINE_integer("d_attention", _DEFAULTS.d_attention,
                      "Self-attention in D after the block of this side, e.g. 32; 0 = none.", lower_bound=0)

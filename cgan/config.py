@@ -74,6 +74,12 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
+# Choices of the option flags: one list for trainer.py's flags and the library that implements them.
+LOSSES = ("bce", "hinge")                                       # cgan.losses
+GENERATOR_CONDITIONINGS = ("concat", "cbn")                     # cgan.networks
+DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
+DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
+
 # Fields that fix the shape of the model or the meaning of its labels: a workdir's checkpoints only
 # resume under the same values.
 MODEL_FIELDS = ("dataset", "latent_dim", "g_conditioning", "g_spectral_norm", "g_attention", "d_conditioning",

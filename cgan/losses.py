@@ -27,14 +27,7 @@ reaches a loss.
 
 import tensorflow as tf
 
-LOSSES = ("bce", "hinge")
-
-
-def _bce(logits, target, global_batch_size):
-    logits = tf.cast(tf.reshape(logits, [-1]), tf.float32)             # [B]
-    per_example = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target),
-                                                          logits=logits)
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+from cgan.config import LOSSES
 
 
 def _mean(per_example, global_batch_size):
@@ -43,6 +36,13 @@ def _mean(per_example, global_batch_size):
 
 def _flat_float32(logits):
     return tf.cast(tf.reshape(logits, [-1]), tf.float32)                 # [B]
+
+
+def _bce(logits, target, global_batch_size):
+    logits = _flat_float32(logits)                                       # [B]
+    per_example = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target),
+                                                          logits=logits)
+    return _mean(per_example, global_batch_size)
 
 
 def _check_kind(kind):

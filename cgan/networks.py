@@ -55,11 +55,9 @@ tanh and the discriminator's logit are always float32, so images and losses neve
 import keras
 
 from cgan import layers
+from cgan.config import DISCRIMINATOR_CONDITIONINGS, DISCRIMINATOR_NORMS, GENERATOR_CONDITIONINGS  # noqa: F401
 
 RESOLUTIONS = (64, 128, 256)
-GENERATOR_CONDITIONINGS = ("concat", "cbn")
-DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
-DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
 EMBEDDING_DIM = 50
 BASE_SIZE = 8          # spatial size of the generator's first feature map
 BASE_CHANNELS = 256    # channels at BASE_SIZE, in both networks

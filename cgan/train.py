@@ -187,9 +187,10 @@ class Trainer:
                     resolution, num_classes, dtype=policy, synchronized_bn=synchronized,
                     conditioning=config.d_conditioning, norm=config.d_norm,
                     attention_resolution=config.d_attention)
-                losses.discriminator_loss(tf.zeros([1, 1]), tf.zeros([1, 1]), 1, kind=config.loss)
             except ValueError as e:
-                raise UserError(f"{e} (check the architecture and --loss flags)") from None
+                raise UserError(f"{e} (check the architecture flags)") from None
+            if config.loss not in losses.LOSSES:
+                raise UserError(f"unknown --loss={config.loss}: choose one of {', '.join(losses.LOSSES)}")
             self.g_optimizer = self._make_optimizer()
             self.d_optimizer = self._make_optimizer()
             # Built eagerly: an optimizer first built inside strategy.run in a tf.function fails.
