@@ -41,10 +41,14 @@ def image_grid(images, rows, padding=2):
     return grid
 
 
+def encode_png(image):
+    """[H, W, 3] uint8 image -> PNG bytes."""
+    return tf.io.encode_png(np.asarray(image, dtype=np.uint8)).numpy()
+
+
 def write_png(path, image):
     """Writes a [H, W, 3] uint8 image as PNG; a reader never sees a half-written file."""
-    data = tf.io.encode_png(np.asarray(image, dtype=np.uint8)).numpy()
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, encode_png(image))
 
 
 def atomic_write_bytes(path, data):

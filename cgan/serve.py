@@ -39,9 +39,8 @@ import traceback
 import urllib.parse
 import zipfile
 
-import tensorflow as tf
 
-from cgan import export, sampling
+from cgan import export, images, sampling
 from cgan.errors import UserError
 
 NUM_MAX = 64               # images per request: bounds the memory and time one request can take
@@ -171,10 +170,6 @@ def parse_request(path, query_string, class_names):
     return label, list(range(seed, seed + num)), _truncation(query)
 
 
-def _png(image):
-    return tf.io.encode_png(image).numpy()
-
-
 class Handler(http.server.BaseHTTPRequestHandler):
     """Answers GET for the page and the API; JSON errors for everything else."""
 
@@ -250,17 +245,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pictures = sampler.generate(label, seeds, truncation)                    # [N, R, R, 3]
         names, grid_name = sampling.file_names(label, sampler.info["class_names"][label], seeds, truncation)
         if url.path == "/api/image.png":
-            self._send(200, "image/png", _png(pictures[0]),
+            self._send(200, "image/png", images.encode_png(pictures[0]),
                        {"Content-Disposition": f'inline; filename="{names[0]}"'})
         elif url.path == "/api/grid.png":
-            self._send(200, "image/png", _png(sampling.square_grid(pictures)),
+            self._send(200, "image/png", images.encode_png(sampling.square_grid(pictures)),
                        {"Content-Disposition": f'inline; filename="{grid_name}"'})
         else:
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
                 for name, picture in zip(names, pictures):
-                    archive.writestr(name, _png(picture))
-                archive.writestr(grid_name, _png(sampling.square_grid(pictures)))
+                    archive.writestr(name, images.encode_png(picture))
+                archive.writestr(grid_name, images.encode_png(sampling.square_grid(pictures)))
             zip_name = os.path.splitext(grid_name)[0] + ".zip"
             self._send(200, "application/zip", buffer.getvalue(),
                        {"Content-Disposition": f'attachment; filename="{zip_name}"'})
