@@ -294,6 +294,7 @@ import keras
 import numpy as np
 from cgan import layers, networks
 
+keras.utils.set_random_seed(0)  # weights and inputs: an unseeded draw could saturate D and zero some gradients
 policy = sys.argv[1]
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
