@@ -58,7 +58,7 @@ import tensorflow as tf
 from cgan import datasets, export, input_pipeline, metrics, sampling
 from cgan.config import TrainConfig
 from cgan.errors import UserError
-from cgan.images import atomic_write_bytes
+from cgan.files import atomic_write_bytes
 from cgan.metrics import classifier as classifier_lib
 from cgan.metrics import inception, kid, precision_recall
 

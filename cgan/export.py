@@ -15,7 +15,7 @@ import keras
 
 from cgan import layers  # noqa: F401 -- registers the custom layers that load_model needs
 from cgan.errors import UserError
-from cgan.images import atomic_write_bytes
+from cgan.files import atomic_save, atomic_write_bytes
 
 GENERATOR_FILE = "generator.keras"
 DISCRIMINATOR_FILE = "discriminator.keras"
@@ -24,14 +24,6 @@ DISCRIMINATOR_FILE = "discriminator.keras"
 def info_path(model_path):
     """generator.keras -> generator.json (the metadata that travels with a model)."""
     return os.path.splitext(model_path)[0] + ".json"
-
-
-def _save_model_atomically(model, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    # Keras insists on the .keras suffix, so the temporary name keeps it.
-    tmp = os.path.join(directory, f".tmp{os.getpid()}_{os.path.basename(path)}")
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 def save_models(workdir, generator, discriminator, info):
@@ -44,8 +36,8 @@ def save_models(workdir, generator, discriminator, info):
     """
     os.makedirs(workdir, exist_ok=True)
     generator_path = os.path.join(workdir, GENERATOR_FILE)
-    _save_model_atomically(discriminator, os.path.join(workdir, DISCRIMINATOR_FILE))
-    _save_model_atomically(generator, generator_path)
+    atomic_save(discriminator.save, os.path.join(workdir, DISCRIMINATOR_FILE))
+    atomic_save(generator.save, generator_path)
     atomic_write_bytes(info_path(generator_path),
                        (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
 

@@ -5,10 +5,10 @@
     images.write_png("runs/demo/samples/step_003000.png", grid)
 """
 
-import os
-
 import numpy as np
 import tensorflow as tf
+
+from cgan import files
 
 
 def to_uint8(images):
@@ -48,16 +48,4 @@ def encode_png(image):
 
 def write_png(path, image):
     """Writes a [H, W, 3] uint8 image as PNG; a reader never sees a half-written file."""
-    atomic_write_bytes(path, encode_png(image))
-
-
-def atomic_write_bytes(path, data):
-    """Writes bytes to a sibling temporary file, then renames it over `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    files.atomic_write_bytes(path, encode_png(image))

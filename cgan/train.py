@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cgan import augment, datasets, ema, export, images, input_pipeline, losses, networks, precision, run_lock
+from cgan import augment, datasets, ema, export, files, images, input_pipeline, losses, networks, precision, run_lock
 from cgan.config import MODEL_FIELDS, TrainConfig
 from cgan.errors import UserError
 
@@ -388,6 +388,8 @@ def train_and_evaluate(config):
     if not worker.is_chief:  # the chief holds the lock for the whole cluster
         return _train(config, strategy, worker)
     with run_lock.hold(config.workdir):
+        # Holding the lock, the chief is the workdir's only writer: what a killed run half-wrote can go.
+        files.remove_stale_temporaries(config.workdir, os.path.join(config.workdir, CHECKPOINT_DIR))
         return _train(config, strategy, worker)
 
 

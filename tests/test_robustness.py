@@ -108,12 +108,21 @@ def test_kill_9_at_random_moments_never_loses_more_than_checkpoint_every(tmp_pat
         if "Restored step" in text:  # a kill may land before the restore
             assert f"Restored step {previous} " in text
         previous = restored
-    # After all the kills, the last checkpoint restores and the exports load.
+    # A kill mid-write leaves temporaries (a timing the random kills above may miss, so plant them too):
+    # the next trainer removes them, the last checkpoint restores and the exports load.
+    dead = subprocess.Popen(["true"])  # a pid whose process has exited
+    dead.wait()
+    planted = [os.path.join(workdir, f".tmp{dead.pid}_discriminator.keras"),
+               os.path.join(workdir, "samples", f".tmp{dead.pid}_step_000001.png"),
+               os.path.join(workdir, "checkpoints", "checkpoint.tmp" + "0f" * 16)]
+    for path in planted:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").write(b"half")
     resumed = run(trainer_flags(workdir, isic_data_dir, train_steps=previous + 1))
+    assert not any(os.path.exists(path) for path in planted)
     assert previous > 0 and f"Restored step {previous} " in resumed.stderr
     run(["sample.py", f"--workdir={workdir}", "--label=0", "--num=1", f"--out_dir={tmp_path / 'out'}"])
-    leftovers = [n for n in os.listdir(workdir) + os.listdir(os.path.join(workdir, "checkpoints"))
-                 if ".tmp" in n or n.startswith(".tmp")]
+    leftovers = [n for _, dirs, names in os.walk(workdir) for n in dirs + names if ".tmp" in n or "_temp" in n]
     assert leftovers == []
 
 

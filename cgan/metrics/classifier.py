@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cgan.images import atomic_write_bytes
+from cgan.files import atomic_save, atomic_write_bytes
 from cgan.metrics import float32_policy
 
 CACHE_DIR = "classifier"
@@ -168,9 +168,7 @@ def _save(cache_dir, model, info):
     info_path = os.path.join(cache_dir, INFO_FILE)
     if os.path.exists(info_path):
         os.remove(info_path)
-    tmp = os.path.join(cache_dir, f".tmp{os.getpid()}_{MODEL_FILE}")  # Keras insists on the suffix
-    model.save(tmp)
-    os.replace(tmp, os.path.join(cache_dir, MODEL_FILE))
+    atomic_save(model.save, os.path.join(cache_dir, MODEL_FILE))
     atomic_write_bytes(info_path, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
 
 
