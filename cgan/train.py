@@ -32,7 +32,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cgan import augment, datasets, ema, export, files, images, input_pipeline, losses, networks, precision, run_lock
+from cgan import (augment, datasets, ema, export, files, images, input_pipeline, losses, networks, optimizers,
+                  precision, run_lock)
 from cgan.config import MODEL_FIELDS, TrainConfig
 from cgan.errors import UserError
 
@@ -214,8 +215,8 @@ class Trainer:
         self._train_fn = tf.function(self._train_steps, reduce_retracing=True)
 
     def _make_optimizer(self):
-        optimizer = keras.optimizers.Adam(self.config.learning_rate, beta_1=self.config.beta_1,
-                                          beta_2=self.config.beta_2)
+        optimizer = optimizers.FusedAdam(self.config.learning_rate, beta_1=self.config.beta_1,
+                                         beta_2=self.config.beta_2)
         return precision.wrap_optimizer(optimizer, self.policy)
 
     @property
