@@ -25,11 +25,15 @@ How the comparison is kept fair:
   best repeat, so that a slowed repeat cannot inflate an MFU). The repeats run in rounds that
   visit every configuration once, so a burst of load from another process lands on all of them
   alike instead of on whichever happened to run then. Garbage is collected before each timing.
+- A repeat is long enough to time what a training run sees: the first calls after another loop ran
+  are slower, so 60-step repeats put the trainer at 13.3 steps/s where trainer.py itself logs 15.3-16.2
+  on the same machine; 200-step repeats agree with it (BUILD_NOTES.md, "Speed").
 - Both loops are warmed up (tracing, first allocations) before any clock starts. The seed's clock
   starts at the end of the first batch of each `fit` call, so Keras' per-call setup is not counted,
   and runs over whole epochs (at least --steps batches), so each repeat pays Keras' per-epoch cost
-  in the proportion training with `fit` does: here starting an epoch's iterator over the numpy
-  arrays sometimes takes seconds (see `slowest_batch_seconds` in the JSON).
+  in the proportion training with `fit` does: here the first batch of an epoch over the numpy
+  arrays often takes seconds (see `slowest_batch_seconds` in the JSON). The seed's rate without those
+  first batches is reported beside it, and the trainer's ratio to it, so that both readings show.
 - Same images (the seed's array is cut to whole batches, so every step of both sees batch_size
   images), same networks, same step composition, and one process, so the same thread settings.
 """
@@ -72,7 +76,7 @@ class BenchmarkConfig:
     manual_dir: str = ""
     batch_sizes: tuple = (16, 64)
     precisions: tuple = ()              # empty: every precision the device supports
-    steps: int = 60                     # timed steps per repeat
+    steps: int = 200                    # timed steps per repeat
     repeats: int = 3
     warmup_steps: int = 20              # steps (or batches) run before timing, tracing included
     steps_per_call: int = TrainConfig.steps_per_call
@@ -354,6 +358,19 @@ class _BatchClock(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def rate_without_epoch_starts(durations, batches_per_epoch):
+    """Batches per second over the batches that do not start an epoch.
+
+    Args:
+        durations: seconds of batches 2, 3, ... of one fit call (batch 1 starts the clock).
+        batches_per_epoch: batches in one epoch.
+    """
+    # durations[k] is batch k + 2 (1-based), which starts an epoch when k + 1 is a multiple of the epoch.
+    inside = [seconds for k, seconds in enumerate(durations) if (k + 1) % batches_per_epoch]
+    inside = inside or durations   # one-batch epochs: every batch starts one
+    return len(inside) / sum(inside)
+
+
 class SeedLoop:
     """cgan.seed_reference.SeedGAN trained with fit on numpy images: the seed's way."""
 
@@ -372,6 +389,7 @@ class SeedLoop:
         self.labels = data.labels[:usable]
         self.batches_per_epoch = usable // batch_size
         self.slowest_batch_seconds = []   # one per measure(): where Keras' per-epoch cost shows
+        self.steps_per_sec_without_epoch_starts = []   # one per measure(): the rate between those costs
 
     def _fit(self, batches):
         """Runs `batches` batches in one fit call; returns the clock marks at each batch's end."""
@@ -390,7 +408,9 @@ class SeedLoop:
         batches = -(-self.config.steps // self.batches_per_epoch) * self.batches_per_epoch
         marks = self._fit(batches + 1)
         (wall, cpu), (wall_end, cpu_end) = marks[0], marks[-1]
-        self.slowest_batch_seconds.append(max(end[0] - start[0] for start, end in zip(marks, marks[1:])))
+        durations = [end[0] - start[0] for start, end in zip(marks, marks[1:])]  # batches 2, 3, ... of the call
+        self.slowest_batch_seconds.append(max(durations))
+        self.steps_per_sec_without_epoch_starts.append(rate_without_epoch_starts(durations, self.batches_per_epoch))
         return batches, wall_end - wall, cpu_end - cpu
 
 
@@ -583,11 +603,16 @@ def run(config, data=None, log=print):
                                 flops["seed_step"]),
                    "steps_per_repeat": samples[("seed_reference", batch_size)][0][0],
                    "batches_per_epoch": seed_loop.batches_per_epoch,
-                   "slowest_batch_seconds": seed_loop.slowest_batch_seconds}
+                   "slowest_batch_seconds": seed_loop.slowest_batch_seconds,
+                   "steps_per_sec_without_epoch_starts":
+                       statistics.median(seed_loop.steps_per_sec_without_epoch_starts),
+                   "steps_per_sec_without_epoch_starts_samples": seed_loop.steps_per_sec_without_epoch_starts}
         ratios[b] = {policy: trainer[b][policy]["steps_per_sec"] / seed[b]["steps_per_sec"]
                      for policy in policies}
         if auto in policies:
             ratios[b]["auto"] = ratios[b][auto]
+            ratios[b]["auto_vs_seed_without_epoch_starts"] = (trainer[b][auto]["steps_per_sec"]
+                                                              / seed[b]["steps_per_sec_without_epoch_starts"])
         summary = _summary(samples[("input_pipeline", batch_size)])
         pipeline[b] = {"images_per_sec": summary["median"], "images_per_sec_samples": summary["samples"],
                        "cores_busy": summary["cores_busy"]}
@@ -708,6 +733,10 @@ def format_report(results):
         slowest = ", ".join(f"{x:.2f}" for x in figures["slowest_batch_seconds"])
         lines.append(f"seed reference, batch {b}: repeats of {figures['steps_per_repeat']} steps (whole epochs of "
                      f"{figures['batches_per_epoch']}); slowest batch of each repeat {slowest} s")
+        steady = figures["steps_per_sec_without_epoch_starts"]
+        versus = results["ratios"][b].get("auto_vs_seed_without_epoch_starts")
+        versus_text = f"; the {auto} trainer is {versus:.2f}x that" if versus is not None else ""
+        lines.append(f"    without the first batch of each epoch: {steady:.2f} steps/s{versus_text}")
     lines.append("")
     for b, figures in results["input_pipeline"].items():
         headroom = (f" = {figures['times_auto_step']:.0f}x what the {auto} step consumes"

@@ -41,6 +41,14 @@ def test_train_step_flops_compose_the_forward_passes():
     assert flops["seed_step"] == 4 * g + 8 * d   # the seed's G update draws fresh noise
 
 
+def test_rate_without_epoch_starts_drops_the_first_batch_of_each_epoch():
+    # Epochs of 3 batches; the call's batches 2..8 take these seconds; batches 4 and 7 start epochs.
+    durations = [0.1, 0.1, 5.0, 0.1, 0.1, 7.0, 0.1]
+    assert benchmark.rate_without_epoch_starts(durations, 3) == pytest.approx(5 / 0.5)
+    assert benchmark.rate_without_epoch_starts([0.2, 0.2], 10) == pytest.approx(5.0)
+    assert benchmark.rate_without_epoch_starts([0.5, 0.5], 1) == pytest.approx(2.0)  # all start epochs
+
+
 @pytest.mark.slow
 def test_smoke_run_writes_every_section(tmp_path, isic_folders):
     json_path = tmp_path / "benchmark.json"
@@ -72,6 +80,11 @@ def test_smoke_run_writes_every_section(tmp_path, isic_folders):
     assert seed["steps_per_sec"] > 0
     assert seed["steps_per_repeat"] % seed["batches_per_epoch"] == 0  # timed over whole epochs
     assert len(seed["slowest_batch_seconds"]) == 1
+    assert seed["steps_per_sec_without_epoch_starts_samples"] == [seed["steps_per_sec_without_epoch_starts"]]
+    assert results["ratios"]["8"]["auto_vs_seed_without_epoch_starts"] == pytest.approx(
+        results["trainer"]["8"][results["auto_precision"]]["steps_per_sec"]
+        / seed["steps_per_sec_without_epoch_starts"])
+    assert "without the first batch of each epoch" in completed.stdout
     assert results["input_pipeline"]["8"]["images_per_sec"] > 0
     for dtype in ("float32", "bfloat16"):
         peak = results["matmul_peak"][dtype]
