@@ -1,6 +1,8 @@
 """Shared test setup: quiet TensorFlow logs, and helpers that write image fixtures."""
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests are CPU tests unless marked gpu
@@ -11,6 +13,22 @@ import pytest
 ISIC_FOLDERS = ("actinic keratosis", "basal cell carcinoma", "dermatofibroma", "melanoma", "nevus",
                 "pigmented benign keratosis", "seborrheic keratosis", "squamous cell carcinoma",
                 "vascular lesion")
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_script(source, *args, timeout=300):
+    """Runs `python -c source args` from the repository root in a fresh process (for device setups, such
+    as two logical CPUs, that must precede TensorFlow's start); fails the test on a non-zero exit.
+
+    Returns:
+        The script's stdout.
+    """
+    result = subprocess.run([sys.executable, "-c", source, *map(str, args)], capture_output=True, text=True,
+                            cwd=REPO, timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 def write_jpeg(path, image):

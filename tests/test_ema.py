@@ -1,6 +1,3 @@
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -9,8 +6,7 @@ import pytest
 import tensorflow as tf
 
 from cgan import ema, networks
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import run_script
 
 
 def _small_model():
@@ -191,11 +187,7 @@ _TWO_REPLICAS = textwrap.dedent("""
 
 
 def test_update_with_two_replicas():
-    result = subprocess.run([sys.executable, "-c", _TWO_REPLICAS], capture_output=True, text=True, cwd=REPO,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.startswith("OK")
+    assert run_script(_TWO_REPLICAS).startswith("OK")
 
 
 def test_generator_with_custom_layers_is_cloned_and_copied_during_warm_up():

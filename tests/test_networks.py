@@ -1,15 +1,10 @@
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from cgan import layers, networks
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import run_script
 
 
 @pytest.mark.parametrize("resolution", [64, 128])
@@ -273,11 +268,9 @@ def test_save_and_load_with_all_options(tmp_path):
     discriminator.save(tmp_path / "discriminator.keras")
     np.savez(tmp_path / "expected.npz", z=z.numpy(), labels=labels.numpy(), images=images.numpy(),
              generated=generated, logits=logits)
-    result = subprocess.run([sys.executable, "-c", LOAD_AND_COMPARE, str(tmp_path / "expected.npz"),
-                             str(tmp_path / "generator.keras"), str(tmp_path / "discriminator.keras")],
-                            capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "identical" in result.stdout
+    output = run_script(LOAD_AND_COMPARE, tmp_path / "expected.npz", tmp_path / "generator.keras",
+                        tmp_path / "discriminator.keras")
+    assert "identical" in output
     # The EMA generator is a clone; cloning must work with the custom layers too.
     clone = keras.models.clone_model(generator)
     clone.set_weights(generator.get_weights())
@@ -354,7 +347,4 @@ print("stepped")
 
 def test_mirrored_training_step_with_all_options():
     # mixed_bfloat16 covers the casts as well; float32 runs the same code without them.
-    result = subprocess.run([sys.executable, "-c", MIRRORED_STEP, "mixed_bfloat16"], capture_output=True, text=True,
-                            cwd=REPO, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "stepped" in result.stdout
+    assert "stepped" in run_script(MIRRORED_STEP, "mixed_bfloat16")

@@ -1,8 +1,5 @@
 """FusedAdam: Keras Adam's rule and state, with one fused kernel per variable."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -11,8 +8,7 @@ import pytest
 import tensorflow as tf
 
 from cgan import optimizers
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import run_script
 
 
 def _variables(seed):
@@ -126,8 +122,4 @@ _TWO_REPLICAS = textwrap.dedent("""
 
 
 def test_fused_adam_with_two_replicas_matches_keras_adam():
-    result = subprocess.run([sys.executable, "-c", _TWO_REPLICAS], capture_output=True, text=True, cwd=REPO,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.startswith("OK")
+    assert run_script(_TWO_REPLICAS).startswith("OK")
