@@ -86,7 +86,7 @@ def remove_stale_temporaries(workdir, checkpoint_dir=None):
     for directory, subdirs, names in os.walk(workdir):
         for name in names + subdirs:
             match = _TEMPORARY.match(name)
-            if match and int(match.group(1)) != os.getpid() and not _process_running(int(match.group(1))):
+            if match and not _process_running(int(match.group(1))):  # our own pid is running too
                 removed.append(os.path.join(directory, name))
     if checkpoint_dir and os.path.isdir(checkpoint_dir):
         removed += [os.path.join(checkpoint_dir, name) for name in os.listdir(checkpoint_dir)

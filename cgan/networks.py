@@ -55,7 +55,7 @@ tanh and the discriminator's logit are always float32, so images and losses neve
 import keras
 
 from cgan import layers
-from cgan.config import DISCRIMINATOR_CONDITIONINGS, DISCRIMINATOR_NORMS, GENERATOR_CONDITIONINGS  # noqa: F401
+from cgan.config import DISCRIMINATOR_CONDITIONINGS, DISCRIMINATOR_NORMS, GENERATOR_CONDITIONINGS
 
 RESOLUTIONS = (64, 128, 256)
 EMBEDDING_DIM = 50

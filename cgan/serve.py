@@ -39,7 +39,6 @@ import traceback
 import urllib.parse
 import zipfile
 
-
 from cgan import export, images, sampling
 from cgan.errors import UserError
 
