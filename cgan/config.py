@@ -79,6 +79,7 @@ LOSSES = ("bce", "hinge")                                       # cgan.losses
 GENERATOR_CONDITIONINGS = ("concat", "cbn")                     # cgan.networks
 DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
 DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
+ARCHITECTURES = ("dcgan", "resnet")                             # the baseline's DCGAN | BigGAN-style residual
 
 # Fields that fix the shape of the model or the meaning of its labels: a workdir's checkpoints only
 # resume under the same values.
