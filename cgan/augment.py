@@ -3,6 +3,10 @@
     params = augment.random_params(noise, batch_size)              # [B, NUM_PARAMS] uniform in [0, 1)
     images = augment.diff_augment(images, params, "color,translation,cutout")
 
+    # adaptive strength (cgan.ada): each op applies to each image with probability p
+    params = augment.random_params(noise, batch_size, adaptive=True)   # [B, NUM_PARAMS + NUM_GATES]
+    images = augment.diff_augment(images, params, "color,translation,cutout", strength=p)
+
 The same random transformations are applied to real and generated images before D sees them, in
 both the D and the G update, so D cannot overfit the few real images while G still gets gradients
 through the transformation (every op here is differentiable with respect to the images). Labels are
@@ -11,12 +15,20 @@ untouched: the transformations keep the class of a lesion.
 The random parameters come in as a tensor, not from an op inside: the trainer draws them from its
 checkpointed noise generator for the global batch and slices them per replica like the noise, so
 augmented runs stay exactly resumable.
+
+Adaptive strength (StyleGAN2-ADA's p, Karras et al., 2020): with `adaptive=True` each row also holds
+one "gate" per op of POLICIES, a uniform u drawn beside the op's own parameters; the op transforms
+that image only when u < p. The gates are drawn whatever p is, so the random stream never depends on
+p (which changes during training) and a resumed run draws the same numbers. p = 1 applies every op
+(exactly the non-adaptive result), p = 0 none. Without `adaptive`, `random_params` draws what it
+always drew, so runs without adaptive strength are unchanged.
 """
 
 import tensorflow as tf
 
 POLICIES = ("color", "translation", "cutout")
 NUM_PARAMS = 7          # brightness, saturation, contrast, shift y, shift x, cutout y, cutout x
+NUM_GATES = len(POLICIES)   # adaptive strength: one apply-or-skip uniform per op, in POLICIES order
 TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5
 
@@ -31,9 +43,20 @@ def parse_policy(policy):
     return parts
 
 
-def random_params(generator, batch_size):
-    """[batch_size, NUM_PARAMS] float32 uniform in [0, 1) from a tf.random.Generator."""
-    return generator.uniform([batch_size, NUM_PARAMS])
+def random_params(generator, batch_size, adaptive=False):
+    """Draws the random parameters of a batch from a tf.random.Generator.
+
+    Args:
+        generator: the tf.random.Generator to draw from (its state advances).
+        batch_size: rows to draw, one per image.
+        adaptive: also draw the NUM_GATES gates that adaptive strength needs.
+
+    Returns:
+        [batch_size, NUM_PARAMS] float32 uniform in [0, 1), or [batch_size, NUM_PARAMS + NUM_GATES]
+        with `adaptive`: the op parameters in the first NUM_PARAMS columns, the gates after them.
+    """
+    # Without `adaptive`, one draw of exactly this shape: existing runs depend on these numbers.
+    return generator.uniform([batch_size, NUM_PARAMS + (NUM_GATES if adaptive else 0)])
 
 
 def _color(images, params):
@@ -61,8 +84,9 @@ def _translation(images, params):
 def _cutout(images, params):
     height, width = images.shape[1], images.shape[2]
     half_y, half_x = int(height * CUTOUT_RATIO + 0.5) / 2, int(width * CUTOUT_RATIO + 0.5) / 2
-    centre_y = params[:, 5] * height                                          # [B]
-    centre_x = params[:, 6] * width
+    # Positions in float32 whatever the images' dtype: bfloat16 cannot hold pixel centres such as 40.5.
+    centre_y = tf.cast(params[:, 5], tf.float32) * height                     # [B]
+    centre_x = tf.cast(params[:, 6], tf.float32) * width
     ys = tf.range(height, dtype=tf.float32)[None, :] + 0.5                   # [1, H]
     xs = tf.range(width, dtype=tf.float32)[None, :] + 0.5
     inside_y = tf.abs(ys - centre_y[:, None]) < half_y                       # [B, H]
@@ -74,20 +98,33 @@ def _cutout(images, params):
 _OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
-def diff_augment(images, params, policy):
+def diff_augment(images, params, policy, strength=None):
     """Applies the policy's transformations in the order color, translation, cutout.
 
     Args:
         images: [B, H, W, C] float in [-1, 1] (the range may be exceeded after color).
-        params: [B, NUM_PARAMS] uniform in [0, 1), one row per image.
+        params: [B, NUM_PARAMS] uniform in [0, 1), one row per image, or [B, NUM_PARAMS + NUM_GATES]
+            from `random_params(..., adaptive=True)` (needed with `strength`).
         policy: tuple from parse_policy, or the same comma-separated string.
+        strength: None applies every op to every image; otherwise a float scalar p in [0, 1] (Python,
+            tensor or tf.Variable): op k transforms image i only where gate params[i, NUM_PARAMS + k] < p.
 
     Returns:
         [B, H, W, C] images, same dtype.
     """
     parts = parse_policy(policy) if isinstance(policy, str) else policy
-    params = tf.cast(params, images.dtype)
-    for name in POLICIES:
+    if strength is not None and params.shape[-1] != NUM_PARAMS + NUM_GATES:
+        raise ValueError(f"adaptive strength needs {NUM_PARAMS + NUM_GATES} parameters per image "
+                         f"(random_params(..., adaptive=True)), got {params.shape[-1]}")
+    # Gates are compared in float32: in bfloat16 a gate of 0.999 would round to 1 and never apply at p = 1.
+    gates = tf.cast(params[:, NUM_PARAMS:], tf.float32)                     # [B, NUM_GATES] (or [B, 0])
+    op_params = tf.cast(params, images.dtype)
+    for index, name in enumerate(POLICIES):
         if name in parts:
-            images = _OPS[name](images, params)
+            transformed = _OPS[name](images, op_params)                       # [B, H, W, C]
+            if strength is None:
+                images = transformed
+            else:
+                applies = gates[:, index] < tf.cast(strength, tf.float32)     # [B]
+                images = tf.where(applies[:, None, None, None], transformed, images)
     return images
