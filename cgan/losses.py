@@ -13,7 +13,7 @@
 
 Loss kinds (`LOSSES`), per example, with r = D(real) and f = D(fake) as logits:
 
-    "bce"    the seed's. D: softplus(-r) + softplus(f) (binary cross-entropy, real -> 1, fake -> 0);
+    "bce"    the baseline's. D: softplus(-r) + softplus(f) (binary cross-entropy, real -> 1, fake -> 0);
              G: softplus(-f), the non-saturating loss of Goodfellow et al. (BCE with target 1), which
              is also StyleGAN's "non-saturating logistic" loss. The saturating G loss -softplus(f) is
              not offered: its gradient vanishes exactly when D wins.
@@ -38,7 +38,7 @@ divided by the GLOBAL batch size (`tf.nn.compute_average_loss`). Gradients of th
 summed by the optimizer's all-reduce, which gives the mean over the global batch whatever the number
 of replicas. Summing the per-replica values (`strategy.reduce(SUM)`) gives the global mean loss.
 
-The seed applied a sigmoid and binary cross-entropy; `sigmoid_cross_entropy_with_logits` is the same
+The baseline applied a sigmoid and binary cross-entropy; `sigmoid_cross_entropy_with_logits` is the same
 function computed stably from logits. Logits are cast to float32 first, so mixed precision never
 reaches a loss.
 """
@@ -69,7 +69,7 @@ def _check_kind(kind):
 
 
 def discriminator_loss(real_logits, fake_logits, global_batch_size, kind="bce"):
-    """D's loss on a real and a generated batch, summed over the two halves as the seed did.
+    """D's loss on a real and a generated batch, summed over the two halves as the baseline did.
 
     Args:
         real_logits: [B, 1] logits of D on real images of this replica.

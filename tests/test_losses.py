@@ -76,7 +76,7 @@ def test_hinge_is_float32_and_divides_by_the_global_batch():
     np.testing.assert_allclose(g.numpy(), 0.5 / 4, rtol=1e-6)
 
 
-def test_default_kind_is_the_seed_bce():
+def test_default_kind_is_the_baseline_bce():
     real, fake = tf.constant([[1.5], [-0.5]]), tf.constant([[0.3], [-2.0]])
     assert losses.LOSSES[0] == "bce"
     assert losses.discriminator_loss(real, fake, 2).numpy() == losses.discriminator_loss(real, fake, 2, "bce").numpy()
