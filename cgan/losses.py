@@ -28,10 +28,11 @@ images: per example relu(r - α_F)² + relu(α_R - f)², where α_R and α_F are
 of the mean logit on real and on generated images (`LeCamAnchors`). The paper writes the squares
 without the hinge. Here they are hinged, as in the authors' own BigGAN and StyleGAN2 code: the
 regulariser then only ever pulls a real logit down towards the generated anchor and a generated
-logit up towards the real one. Unhinged, a real logit that fell below α_F (or a generated one above
-α_R) would be pushed further the way D's own loss already pushes it, making D more confident, the
-opposite of what the regulariser is for. Where D separates the two on average, which is where the
-paper's LeCam-divergence argument lives, both forms are the same.
+logit up towards the real one. Unhinged, a real logit below α_F would be pulled up (and a generated
+one above α_R down), the way D's own loss already pushes it: the term would add to D's drive to
+separate the two instead of restraining it. Where every real logit lies above α_F and every generated
+one below α_R (D separates them, the regime of the paper's LeCam-divergence argument) both forms are
+the same.
 
 Reduction rule (the only place it is stated): every loss is a sum over this replica's examples
 divided by the GLOBAL batch size (`tf.nn.compute_average_loss`). Gradients of the replicas are then
