@@ -1,11 +1,15 @@
-"""Atomic writes and the clean-up of what killed writers leave behind."""
+"""Atomic writes, storage faults as one-line errors, and the clean-up of what killed writers leave behind."""
 
+import errno
 import os
+import shutil
 import subprocess
 
 import pytest
+import tensorflow as tf
 
 from cgan import files
+from cgan.errors import UserError
 
 
 def exited_pid():
@@ -73,3 +77,151 @@ def test_remove_stale_temporaries_without_a_checkpoint_directory(tmp_path):
     (tmp_path / ("checkpoint.tmp" + "ab" * 16)).write_bytes(b"x")
     assert files.remove_stale_temporaries(str(tmp_path)) == []
     assert files.remove_stale_temporaries(str(tmp_path / "missing"), str(tmp_path / "missing")) == []
+
+
+STORAGE_FAULTS = [(errno.ENOSPC, "free space on"), (errno.EDQUOT, "free space on"), (errno.EFBIG, "ulimit -f"),
+                  (errno.EACCES, "writable by this user"), (errno.EPERM, "writable by this user"),
+                  (errno.EROFS, "read-only"), (errno.EIO, "dmesg")]
+
+
+@pytest.mark.parametrize("number, fix", STORAGE_FAULTS)
+def test_a_storage_fault_becomes_one_line_naming_the_path_the_cause_and_the_fix(tmp_path, number, fix):
+    path = str(tmp_path / "samples" / "step_000004.png")
+    with pytest.raises(files.StorageError) as caught:
+        with files.writing(path):
+            raise OSError(number, os.strerror(number))
+    error = caught.value
+    assert isinstance(error, UserError) and isinstance(error, OSError)  # `except OSError` still catches it
+    assert error.errno == number and error.filename == path
+    message = str(error)
+    assert "\n" not in message
+    assert message.startswith(f"cannot write {path} ({os.strerror(number)})")
+    assert fix in message and "then rerun the same command" in message
+    if number in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+        mount, _ = files.filesystem(path)
+        assert f"MiB free on {mount}" in message
+
+
+def test_the_free_space_and_what_is_needed_are_stated(tmp_path, monkeypatch):
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: usage._replace(free=3 * (1 << 20)))
+    error = files.storage_error(str(tmp_path / "ckpt-6"), OSError(errno.ENOSPC, "No space left on device"),
+                                needed_bytes=40 << 20, what="a checkpoint", then="rerun: it resumes from step 4")
+    assert "(3.0 MiB free on " in str(error) and "a checkpoint needs about 40 MiB" in str(error)
+    assert str(error).endswith("then rerun: it resumes from step 4")
+
+
+def test_tensorflow_storage_errors_are_translated_with_their_system_text(tmp_path):
+    message = ("{{function_node __wrapped__SaveV2_dtypes_21_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
+               "/w/ckpt-4_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; No space left on device "
+               "[Op:SaveV2]")
+    with pytest.raises(files.StorageError) as caught:
+        with files.writing(str(tmp_path / "ckpt-4")):
+            raise tf.errors.ResourceExhaustedError(None, None, message)
+    assert caught.value.errno == errno.ENOSPC
+    assert str(caught.value).startswith(f"cannot write {tmp_path / 'ckpt-4'} (No space left on device): "
+                                        f"free space on ")
+    with pytest.raises(files.StorageError, match=r"\(File too large\): a file-size limit"):
+        with files.writing(str(tmp_path / "x")):
+            raise tf.errors.OutOfRangeError(None, None, "/w/x.tempstate2; File too large [Op:SaveV2]")
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOENT, "No such file or directory"), OSError("disk full"),
+                                   ValueError("a bug"),
+                                   tf.errors.InvalidArgumentError(None, None, "shapes differ")])
+def test_other_errors_pass_through_unchanged(tmp_path, error):
+    with pytest.raises(type(error)) as caught:
+        with files.writing(str(tmp_path / "x")):
+            raise error
+    assert caught.value is error
+
+
+def test_a_storage_error_raised_inside_is_not_wrapped_again(tmp_path):
+    inner = files.storage_error(str(tmp_path / "a"), OSError(errno.EIO, "Input/output error"))
+    with pytest.raises(files.StorageError) as caught:
+        with files.writing(str(tmp_path / "b")):
+            raise inner
+    assert caught.value is inner
+
+
+def test_filesystem_of_a_path_not_yet_created(tmp_path):
+    mount, free = files.filesystem(str(tmp_path / "a" / "b" / "c.png"))
+    assert os.path.ismount(mount) and str(tmp_path).startswith(mount) and free > 0
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
+def test_a_failed_atomic_write_keeps_the_old_file_leaves_no_temporary_and_says_why(tmp_path, monkeypatch,
+                                                                                 failing):
+    path = tmp_path / "config.json"
+    path.write_bytes(b"old")
+
+    def fail(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    if failing == "write":
+        monkeypatch.setattr(files, "open", lambda *a, **k: FailingFile(*a, **k), raising=False)
+    else:
+        monkeypatch.setattr(files.os, failing, fail)
+    with pytest.raises(files.StorageError, match="No space left on device"):
+        files.atomic_write_bytes(str(path), b"new")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["config.json"]
+
+
+class FailingFile:
+    """A file whose writes fail as on a full disk, after the first byte reached it."""
+
+    def __init__(self, path, mode):
+        self.file = open(path, mode)
+
+    def write(self, data):
+        self.file.write(data[:1])
+        self.file.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def test_atomic_save_all_changes_all_files_or_none(tmp_path):
+    first, second = tmp_path / "generator.keras", tmp_path / "generator.json"
+    first.write_bytes(b"old model")
+    second.write_bytes(b"old info")
+
+    def fails(tmp):
+        open(tmp, "wb").write(b"half")
+        raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(files.StorageError, match=f"cannot write {second}"):
+        files.atomic_save_all([(files.bytes_saver(b"new model"), str(first)), (fails, str(second))])
+    assert first.read_bytes() == b"old model" and second.read_bytes() == b"old info"
+    assert sorted(os.listdir(tmp_path)) == ["generator.json", "generator.keras"]
+
+    def rejects(tmp):
+        assert open(tmp, "rb").read() == b"new model"
+        raise OSError(errno.EIO, "the written file reads back damaged")
+
+    with pytest.raises(files.StorageError, match="reads back damaged"):
+        files.atomic_save_all([(files.bytes_saver(b"new model"), str(first), rejects),
+                               (files.bytes_saver(b"new info"), str(second))])
+    assert first.read_bytes() == b"old model" and second.read_bytes() == b"old info"
+    assert sorted(os.listdir(tmp_path)) == ["generator.json", "generator.keras"]
+
+    files.atomic_save_all([(files.bytes_saver(b"new model"), str(first)),
+                           (files.bytes_saver(b"new info"), str(second))])
+    assert first.read_bytes() == b"new model" and second.read_bytes() == b"new info"
+    assert sorted(os.listdir(tmp_path)) == ["generator.json", "generator.keras"]
+
+
+def test_remove_checkpoint_temporaries_of_one_step(tmp_path):
+    for name in ("ckpt-4_temp", "ckpt-6_temp"):
+        (tmp_path / name).mkdir()
+    (tmp_path / ("checkpoint.tmp" + "0a" * 16)).write_bytes(b"x")
+    (tmp_path / "ckpt-4.index").write_bytes(b"x")
+    removed = files.remove_checkpoint_temporaries(str(tmp_path), step=6)
+    assert removed == sorted([str(tmp_path / ("checkpoint.tmp" + "0a" * 16)), str(tmp_path / "ckpt-6_temp")])
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-4.index", "ckpt-4_temp"]
+    assert files.remove_checkpoint_temporaries(str(tmp_path / "missing")) == []
