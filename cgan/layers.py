@@ -1,5 +1,5 @@
 """Layers behind the networks' architecture options: spectral normalisation, conditional batch norm,
-self-attention and the projection discriminator's sum pooling.
+self-attention, the projection discriminator's sum pooling and the class-signal strength.
 
     from cgan import layers
     conv = layers.SpectralConv2D(64, 4, strides=2, padding="same")    # a Conv2D whose kernel is W / σ(W)
@@ -8,6 +8,7 @@ self-attention and the projection discriminator's sum pooling.
     h = layers.ConditionalBatchNormalization(num_classes=9)([x, labels])   # x [B, ..., C], labels [B]
     h = layers.SelfAttention2D()(x)             # x [B, H, W, C] -> [B, H, W, C]
     phi = layers.GlobalSumPooling2D()(x)        # [B, H, W, C] -> [B, C]
+    y = layers.ClassStrength()(x)               # λ · x, λ a non-trainable float32 scalar (1 at first)
 
 Spectral normalisation (Miyato et al. 2018) divides a layer's kernel W, reshaped to a matrix
 [-1, last axis], by an estimate of its largest singular value σ(W). The estimate comes from one
@@ -156,14 +157,21 @@ class ConditionalBatchNormalization(keras.layers.Layer):
 
     inputs [x [B, ..., C], label [B] int] -> gain[label] · BN(x) + bias[label], same shape as x.
     The tables [num_classes, C] start at gain 1 and bias 0, where the layer equals plain batch norm.
+
+    Args:
+        class_strength: scale the class-dependent part by a ClassStrength λ (the sublayer
+            `strength_layer`): (λ · gain[label] + 1 − λ) · BN(x) + λ · bias[label]. λ = 1 is the
+            conditional layer above, λ = 0 plain batch norm whatever the label.
     """
 
-    def __init__(self, num_classes, momentum=0.99, epsilon=1e-3, synchronized=False, **kwargs):
+    def __init__(self, num_classes, momentum=0.99, epsilon=1e-3, synchronized=False, class_strength=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.momentum = momentum
         self.epsilon = epsilon
         self.synchronized = synchronized
+        self.class_strength = class_strength
 
     def build(self, input_shape):
         x_shape, _ = input_shape
@@ -174,6 +182,9 @@ class ConditionalBatchNormalization(keras.layers.Layer):
         self.normalization.build(x_shape)
         self.gain = self.add_weight(shape=(self.num_classes, channels), initializer="ones", name="gain")
         self.bias = self.add_weight(shape=(self.num_classes, channels), initializer="zeros", name="bias")
+        if self.class_strength:
+            self.strength_layer = ClassStrength(dtype=self.dtype_policy, name="class_strength")
+            self.strength_layer.build(())
 
     def call(self, inputs, training=None):
         x, label = inputs
@@ -183,6 +194,12 @@ class ConditionalBatchNormalization(keras.layers.Layer):
         shape = (-1,) + (1,) * (len(x.shape) - 2) + (x.shape[-1],)
         gain = ops.reshape(ops.take(self.gain, label, axis=0), shape)
         bias = ops.reshape(ops.take(self.bias, label, axis=0), shape)
+        if self.class_strength:
+            # λ·gain + (1 − λ) rather than 1 + λ·(gain − 1): exact at both ends, so λ = 1 reproduces the
+            # conditional layer bit for bit.
+            strength = ops.cast(self.strength_layer.strength, gain.dtype)
+            gain = gain * strength + (1.0 - strength)
+            bias = bias * strength
         return normalized * gain + bias
 
     def compute_output_shape(self, input_shape):
@@ -190,7 +207,7 @@ class ConditionalBatchNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "momentum": self.momentum,
-                "epsilon": self.epsilon, "synchronized": self.synchronized}
+                "epsilon": self.epsilon, "synchronized": self.synchronized, "class_strength": self.class_strength}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -252,3 +269,25 @@ class GlobalSumPooling2D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ClassStrength(keras.layers.Layer):
+    """x -> λ · x, with λ a non-trainable float32 scalar starting at 1: how much of the class signal
+    passes (transitional training, Shahbazi et al. 2022, ramps λ from 0 to 1).
+
+    Set λ with cgan.networks.set_class_strength, which finds every ClassStrength of a model. The
+    variable is mirrored with aggregation "only_first_replica", so it may be assigned in replica context
+    under a tf.distribute strategy (all replicas take the first one's value) as well as in cross-replica
+    context.
+    """
+
+    def build(self, input_shape):
+        self.strength = self.add_weight(shape=(), initializer="ones", dtype="float32", trainable=False,
+                                        autocast=False, aggregation="only_first_replica", name="strength")
+
+    def call(self, inputs):
+        return inputs * ops.cast(self.strength, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -90,6 +90,56 @@ def test_conditional_batch_norm_starts_as_plain_batch_norm():
                                rtol=1e-6)
 
 
+def test_class_strength_scales_by_a_non_trainable_float32_scalar():
+    layer = layers.ClassStrength()
+    x = tf.random.normal([3, 5])
+    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())  # λ starts at 1
+    assert layer.trainable_weights == [] and len(layer.non_trainable_weights) == 1
+    assert layer.strength.shape == () and layer.strength.dtype == "float32"
+    layer.strength.assign(0.25)
+    np.testing.assert_allclose(layer(x).numpy(), 0.25 * x.numpy(), rtol=1e-6)
+    layer.strength.assign(0.0)
+    np.testing.assert_array_equal(layer(x).numpy(), np.zeros_like(x.numpy()))
+
+
+def test_class_strength_in_mixed_bfloat16():
+    layer = layers.ClassStrength(dtype="mixed_bfloat16")
+    y = layer(tf.random.normal([2, 4]))
+    assert y.dtype == tf.bfloat16 and layer.strength.dtype == "float32"
+
+
+def _class_dependent_tables(layer, seed=0):
+    """Gains and biases that differ per class (the initial ones do not depend on the class at all)."""
+    rng = np.random.default_rng(seed)
+    layer.gain.assign(rng.normal(1.0, 0.5, layer.gain.shape).astype(np.float32))
+    layer.bias.assign(rng.normal(0.0, 0.5, layer.bias.shape).astype(np.float32))
+
+
+def test_conditional_batch_norm_class_strength():
+    x = tf.random.normal([4, 3, 3, 6]) * 2.0 + 1.0
+    labels, other = tf.constant([0, 1, 2, 1]), tf.constant([2, 2, 0, 0])
+    plain = layers.ConditionalBatchNormalization(3)
+    scaled = layers.ConditionalBatchNormalization(3, class_strength=True)
+    plain([x, labels]), scaled([x, labels])
+    _class_dependent_tables(plain)
+    scaled.set_weights(plain.get_weights() + [np.float32(1.0)])
+    assert [w.path.split("/")[-1] for w in scaled.non_trainable_weights] == ["moving_mean", "moving_variance",
+                                                                             "strength"]
+    assert len(plain.weights) == 4  # gain, bias, moving mean and variance: no λ without the option
+    for training in (True, False):
+        # λ = 1: the conditional layer, bit for bit.
+        np.testing.assert_array_equal(scaled([x, labels], training=training).numpy(),
+                                      plain([x, labels], training=training).numpy())
+    scaled.strength_layer.strength.assign(0.0)
+    normalized = scaled.normalization(x, training=False).numpy()
+    for y in (labels, other):  # λ = 0: plain batch norm (gain 1, bias 0) whatever the label
+        np.testing.assert_array_equal(scaled([x, y], training=False).numpy(), normalized)
+    scaled.strength_layer.strength.assign(0.5)
+    gain, bias = plain.gain.numpy()[labels.numpy()], plain.bias.numpy()[labels.numpy()]  # [4, 6]
+    expected = normalized * (0.5 * gain + 0.5)[:, None, None] + (0.5 * bias)[:, None, None]
+    np.testing.assert_allclose(scaled([x, labels], training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_conditional_batch_norm_applies_the_label_gain_and_bias():
     x = tf.random.normal([4, 10])
     layer = layers.ConditionalBatchNormalization(3)
@@ -133,7 +183,9 @@ def test_global_sum_pooling():
 def test_configs_round_trip():
     for layer in (layers.SpectralConv2D(8, 3, power_iterations=2), layers.SpectralEmbedding(9, 4),
                   layers.ConditionalBatchNormalization(5, momentum=0.8, synchronized=True),
-                  layers.SelfAttention2D(spectral_norm=True), layers.GlobalSumPooling2D()):
+                  layers.ConditionalBatchNormalization(5, class_strength=True),
+                  layers.SelfAttention2D(spectral_norm=True), layers.GlobalSumPooling2D(),
+                  layers.ClassStrength(dtype="mixed_bfloat16")):
         config = keras.saving.serialize_keras_object(layer)
         assert config["registered_name"] == f"cgan>{type(layer).__name__}"
         clone = keras.saving.deserialize_keras_object(config)
