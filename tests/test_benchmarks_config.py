@@ -1,0 +1,51 @@
+import dataclasses
+
+import pytest
+from absl import flags
+
+from benchmarks import config as benchmark_config
+from benchmarks.config import BenchmarkConfig
+from cgan.errors import UserError
+
+
+def _flags(*args):
+    flag_values = flags.FlagValues()
+    benchmark_config.define_flags(flag_values)
+    flag_values(["benchmarks", *args])
+    return flag_values
+
+
+def test_every_field_has_a_flag_and_every_flag_a_field():
+    flag_values = flags.FlagValues()
+    benchmark_config.define_flags(flag_values)
+    fields = dataclasses.fields(BenchmarkConfig)
+    assert set(flag_values) == {field.name for field in fields}
+    for field in fields:
+        assert flag_values[field.name].help == field.metadata["help"] != ""
+
+
+def test_flags_give_the_defaults_and_parse_every_type():
+    assert benchmark_config.config_from_flags(_flags()) == BenchmarkConfig()
+    parsed = benchmark_config.config_from_flags(_flags(
+        "--batch_sizes=8,32", "--precisions=float32", "--steps=7", "--dataset=isic_skin_cancer/real_64",
+        "--json=out/b.json"))
+    assert parsed == BenchmarkConfig(batch_sizes=(8, 32), precisions=("float32",), steps=7,
+                                     dataset="isic_skin_cancer/real_64", json="out/b.json")
+
+
+@pytest.mark.parametrize("arg", ["--batch_sizes=0", "--batch_sizes=16,x", "--batch_sizes=",
+                                 "--precisions=half", "--precisions=auto", "--repeats=0", "--intra_op_threads=-1"])
+def test_flags_reject_bad_values(arg):
+    with pytest.raises(flags.IllegalFlagValueError):
+        _flags(arg)
+
+
+def test_the_config_checks_its_values_with_one_line():
+    with pytest.raises(UserError, match=r"^--batch_sizes must be at least 1, got 0$"):
+        BenchmarkConfig(batch_sizes=(16, 0))
+    with pytest.raises(UserError, match="--precisions takes values from float32, mixed_float16, mixed_bfloat16"):
+        BenchmarkConfig(precisions=("half",))
+    with pytest.raises(UserError, match="--steps takes int values"):
+        BenchmarkConfig(steps=2.5)
+    with pytest.raises(UserError, match="--batch_sizes needs at least one value"):
+        BenchmarkConfig(batch_sizes=())
