@@ -37,5 +37,5 @@ def _main(argv):
 def main():
     """Defines the flags, parses the command line and runs the benchmark."""
     from absl import app, flags
-    benchmark_config.define_flags(flags.FLAGS)
+    benchmark_config.define_flags(flags.FLAGS, module_name=sys.argv[0])   # listed by --help
     app.run(_main)

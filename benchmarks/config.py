@@ -90,12 +90,14 @@ def _parse_list(field, strings):
     return tuple(kind(s.strip()) for s in strings)
 
 
-def define_flags(flag_values):
+def define_flags(flag_values, module_name=None):
     """Defines one absl flag per BenchmarkConfig field (defined only by the benchmark's own command line,
     since trainer.py shares some names).
 
     Args:
         flag_values: the absl FlagValues to define them in (flags.FLAGS for the program).
+        module_name: the module --help lists them under: the entry point's (sys.argv[0]), so that
+            --help shows them; None lists them under this module (--helpfull only).
     """
     from absl import flags
     defaults = BenchmarkConfig()
@@ -103,11 +105,13 @@ def define_flags(flag_values):
         name, default, help = field.name, getattr(defaults, field.name), field.metadata["help"]
         lower = field.metadata["lower"]
         if field.type is str:
-            flags.DEFINE_string(name, default, help, flag_values=flag_values)
+            flags.DEFINE_string(name, default, help, flag_values=flag_values, module_name=module_name)
         elif field.type is int:
-            flags.DEFINE_integer(name, default, help, lower_bound=lower, flag_values=flag_values)
+            flags.DEFINE_integer(name, default, help, lower_bound=lower, flag_values=flag_values,
+                                 module_name=module_name)
         else:
-            flags.DEFINE_list(name, [str(v) for v in default], help, flag_values=flag_values)
+            flags.DEFINE_list(name, [str(v) for v in default], help, flag_values=flag_values,
+                              module_name=module_name)
 
             def check(strings, field=field):
                 try:

@@ -24,6 +24,12 @@ def test_every_field_has_a_flag_and_every_flag_a_field():
         assert flag_values[field.name].help == field.metadata["help"] != ""
 
 
+def test_help_lists_the_flags_under_the_entry_point():
+    flag_values = flags.FlagValues()
+    benchmark_config.define_flags(flag_values, module_name="entry.py")
+    assert "--batch_sizes" in flag_values.module_help("entry.py")
+
+
 def test_flags_give_the_defaults_and_parse_every_type():
     assert benchmark_config.config_from_flags(_flags()) == BenchmarkConfig()
     parsed = benchmark_config.config_from_flags(_flags(
