@@ -1,0 +1,458 @@
+"""A class-folder dataset from a trained generator: generated images, alone or topping up the real ones.
+
+    python sample.py --export_dir=out/balanced --top_up_to=max            # every class up to the largest
+    python sample.py --export_dir=out/balanced --top_up_to=800 --export_add --model=other/generator.keras
+    python sample.py --export_dir=out/generated --per_class=500 --noexport_real_test   # no real image at all
+
+    settings = dataset_export.ExportSettings(top_up_to="max")
+    manifest = dataset_export.export_dataset("runs/demo/generator.keras", "out/balanced", settings)
+
+    source = dataset_export.load_source("runs/demo/generator.keras")   # the model and its real data
+    pictures, labels = dataset_export.generate_top_up(source)           # the same images, in memory
+
+The tree is what the real data looks like to a classifier, and to the `folders_*` configs of
+data/isic_skin_cancer (`--dataset=isic_skin_cancer/folders_64 --manual_dir=OUT`):
+
+    OUT/Train/<class>/class03_melanoma_real0000.png        real training images (top-up mode)
+    OUT/Train/<class>/class03_melanoma_seed0412.png        generated ones, named as sample.py names them
+    OUT/Test/<class>/class03_melanoma_real0000.png         the real test split (unless --noexport_real_test)
+    OUT/manifest.json                                      what is in the tree and how it was made
+
+Modes. `per_class=N`: N generated images per class and no real training image (to share data
+without patients' images, add `real_test=False`: the tree then has no Test/ and no real image).
+`top_up_to=N`: each class of Train/ holds its real training images plus generated ones up to N
+images; a class that already has N or more keeps its real images and gets none. `top_up_to="max"`
+fills every class up to the largest class's real count: a balanced training set.
+
+Real images are the run's prepared dataset (its config.json, or the config stored with the exported
+generator, names the dataset, data_dir and manual_dir) at the model's resolution, written as PNG:
+this works for every dataset, including the embedded synthetic one, which has no files.
+
+Seeds. Generated image k of a command comes from one seed; seeds are handed out in one run of
+consecutive numbers, class 0's first, so no two classes share a seed (seed s gives the same z in
+every class: images of two classes from one seed would be related). They start at `seed` (default 0)
+and, when adding to an export, after the last seed its manifest lists. The same settings give the
+same files, byte for byte. `truncation` works as in sample.py and its value is part of the file
+names (`_trunc0.70`).
+
+Adding (`add=True`) never overwrites: it refuses a tree whose manifest is missing or made for other
+classes or another resolution, and any file name that already exists. In top-up mode the target
+counts what the tree already holds; real images already in it are not written again.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+
+from absl import logging
+import numpy as np
+
+from cgan import datasets, export, images, input_pipeline, sampling
+from cgan.errors import UserError
+from cgan.files import atomic_write_bytes
+
+MANIFEST_FILE = "manifest.json"
+TRAIN_DIR = "Train"
+TEST_DIR = "Test"
+TOP_UP_MAX = "max"
+RUN_CONFIG_FILE = "config.json"  # written into the workdir by trainer.py
+_MANIFEST_FORMAT = 1
+_GENERATE_CHUNK = 256  # images generated and written at a time, bounding memory for large exports
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSettings:
+    """What to export; exactly one of per_class and top_up_to.
+
+    Attributes:
+        per_class: generated images per class, no real training images.
+        top_up_to: a positive count or "max" (the largest class's real count): real training images
+            plus generated ones up to that many per class.
+        seed: first seed; None = 0, or the first unused seed of the manifest when adding.
+        truncation: truncation threshold as in sample.py, or None.
+        add: add to the export already in the folder instead of refusing a non-empty folder.
+        real_test: write the real test split into Test/ (once per tree).
+    """
+
+    per_class: int | None = None
+    top_up_to: int | str | None = None
+    seed: int | None = None
+    truncation: float | None = None
+    add: bool = False
+    real_test: bool = True
+
+    def __post_init__(self):
+        if (self.per_class is None) == (self.top_up_to is None):
+            raise UserError("pass exactly one of --per_class=N (generated images per class) and "
+                            "--top_up_to=N|max (fill every class up to N images) with --export_dir")
+        if self.per_class is not None and int(self.per_class) < 1:
+            raise UserError(f"--per_class={self.per_class} must be positive: pass the number of images per "
+                            f"class, e.g. --per_class=500")
+        if self.top_up_to is not None:
+            object.__setattr__(self, "top_up_to", _parse_top_up(self.top_up_to))
+        if self.seed is not None and int(self.seed) < 0:
+            raise UserError(f"--seed={self.seed} must be 0 or more")
+        object.__setattr__(self, "truncation", sampling.check_truncation(self.truncation))
+
+    @property
+    def mode(self):
+        return "per_class" if self.per_class is not None else "top_up"
+
+
+def _parse_top_up(value):
+    text = str(value).strip().lower()
+    if text == TOP_UP_MAX:
+        return TOP_UP_MAX
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise UserError(f"--top_up_to={value} is not a positive count: pass --top_up_to=max (the largest "
+                        f"class's count) or a number of images per class such as --top_up_to=500")
+    return count
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A generator and the real data it was trained on.
+
+    Attributes:
+        generator: keras.Model from export.load_generator.
+        info: its metadata (class_names, latent_dim, resolution, step, ...).
+        model_path: the generator file.
+        dataset: the run's --dataset, e.g. "isic_skin_cancer/synthetic_64".
+        builder: the prepared TFDS builder of that dataset.
+        class_names: tuple of label names, index i naming label i.
+        train: (images [N, R, R, 3] uint8, labels [N] int32), the real train split.
+        test: (images [M, R, R, 3] uint8, labels [M] int32), the real test split.
+    """
+
+    generator: object
+    info: dict
+    model_path: str
+    dataset: str
+    builder: object
+    class_names: tuple
+    train: tuple
+    test: tuple
+
+    @property
+    def train_counts(self):
+        """[K] int: real training images per class."""
+        return np.bincount(self.train[1], minlength=len(self.class_names))
+
+    @property
+    def step(self):
+        return int(self.info.get("step", 0))
+
+
+def run_dataset(model_path, info):
+    """Which dataset a generator was trained on: {"dataset", "data_dir", "manual_dir"}.
+
+    Read from the run's config.json beside the model when there is one, otherwise from the config
+    that trainer.py stores in the model's .json.
+
+    Raises:
+        UserError: neither says, or config.json cannot be read.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), RUN_CONFIG_FILE)
+    config = None
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                config = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read {path} ({type(e).__name__}: {e}): it is written by trainer.py; "
+                            f"restore it or move the model out of that folder") from None
+    if not isinstance(config, dict) or not config.get("dataset"):
+        config = info.get("config")
+    if not isinstance(config, dict) or not config.get("dataset"):
+        raise UserError(f"cannot tell which dataset {model_path} was trained on: neither {RUN_CONFIG_FILE} "
+                        f"beside it nor its {os.path.basename(export.info_path(model_path))} names one; "
+                        f"use the generator.keras of a run made by trainer.py")
+    return {"dataset": config["dataset"], "data_dir": config.get("data_dir") or "",
+            "manual_dir": config.get("manual_dir") or ""}
+
+
+def load_source(model_path):
+    """Loads a generator and the real train and test splits of its dataset.
+
+    Args:
+        model_path: an exported generator .keras file (generator.json beside it).
+
+    Returns:
+        a Source.
+
+    Raises:
+        UserError: missing or damaged model, dataset that cannot be found or prepared, or one whose
+            classes or resolution are not the model's.
+    """
+    generator, info = export.load_generator(model_path)
+    where = run_dataset(model_path, info)
+    try:
+        builder = datasets.prepare(where["dataset"], where["data_dir"], where["manual_dir"])
+    except UserError as e:
+        raise UserError(f"the dataset of {model_path} ({where['dataset']}) cannot be found: {e}") from None
+    class_names = tuple(info["class_names"])
+    dataset_classes = tuple(datasets.class_names(builder))
+    if class_names != dataset_classes:
+        raise UserError(f"{model_path} makes classes {', '.join(class_names)} but {where['dataset']} has "
+                        f"{', '.join(dataset_classes)}: use the data_dir the run was trained with")
+    train = input_pipeline.load_split(builder, "train")
+    test = input_pipeline.load_split(builder, "test")
+    resolution = int(info.get("resolution") or generator.output_shape[1])
+    if train[0].shape[1] != resolution:
+        raise UserError(f"{model_path} makes {resolution}x{resolution} images but {where['dataset']} holds "
+                        f"{train[0].shape[1]}x{train[0].shape[2]}: use the dataset the run was trained on")
+    return Source(generator, info, os.path.abspath(model_path), where["dataset"], builder, class_names,
+                  train, test)
+
+
+def top_up_target(top_up_to, real_counts):
+    """The per-class target of top-up mode: the count given, or the largest class's for "max"."""
+    return int(np.max(real_counts)) if top_up_to == TOP_UP_MAX else int(top_up_to)
+
+
+def top_up_counts(target, held):
+    """Generated images per class so that every class holds at least `target` images.
+
+    Args:
+        target: images wanted per class.
+        held: [K] int, images each class holds already (real, and generated by earlier exports).
+
+    Returns:
+        [K] int, target − held where positive, else 0 (a class above the target keeps what it has).
+    """
+    return np.maximum(0, int(target) - np.asarray(held, dtype=np.int64))
+
+
+def allocate_seeds(counts, first_seed):
+    """Consecutive, disjoint seed ranges, class 0's first.
+
+    Args:
+        counts: [K] images per class.
+        first_seed: the first seed.
+
+    Returns:
+        list of K ranges; class c's seeds.
+    """
+    starts = int(first_seed) + np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    return [range(int(start), int(start) + int(count)) for start, count in zip(starts, counts)]
+
+
+def generate_top_up(source, seed=0, truncation=None):
+    """The generated images of a top-up to the largest class, as `sample.py --export_dir=OUT
+    --top_up_to=max --seed=SEED` writes them, in memory.
+
+    Args:
+        source: a Source.
+        seed: first seed.
+        truncation: None, or the truncation threshold.
+
+    Returns:
+        (images [G, R, R, 3] uint8, labels [G] int32, list of K seed ranges); G may be 0.
+    """
+    counts = top_up_counts(top_up_target(TOP_UP_MAX, source.train_counts), source.train_counts)
+    seeds = allocate_seeds(counts, seed)
+    resolution = source.train[0].shape[1]
+    pictures = [sampling.generate(source.generator, label, class_seeds, source.info["latent_dim"], truncation)
+                for label, class_seeds in enumerate(seeds) if len(class_seeds)]
+    pictures = np.concatenate(pictures) if pictures else np.zeros((0, resolution, resolution, 3), np.uint8)
+    labels = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    return pictures, labels, seeds
+
+
+def real_file_names(label, class_name, count):
+    """Names of a class's real images in the tree, in split order: class03_melanoma_real0000.png, ..."""
+    stem = sampling.file_stem(label, class_name)
+    return [f"{stem}_real{index:04d}.png" for index in range(count)]
+
+
+def _check_out_dir(out_dir, add):
+    """The manifest already in out_dir (None for a new export); refuses what would be unsafe to touch."""
+    path = os.path.abspath(out_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"--export_dir={out_dir} is a file: pass a new or empty folder")
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"--export_dir={out_dir} is inside {parent}, which is a file: pass a folder path")
+    if not os.path.isdir(path) or not os.listdir(path):
+        return None
+    manifest_path = os.path.join(path, MANIFEST_FILE)
+    if not add:
+        raise UserError(f"--export_dir={out_dir} is not empty: pass --export_add to add to the export in it, "
+                        f"or a new folder")
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        manifest["class_names"], manifest["counts"], manifest["next_seed"]  # noqa: B018 -- all required
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--export_add: {out_dir} holds no readable {MANIFEST_FILE} ({type(e).__name__}), so it "
+                        f"is not an export of sample.py: pass a new folder") from None
+    return manifest
+
+
+def _model_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _held(manifest, class_names, split, kind):
+    """[K] images of one kind ("real"/"synthetic") per class that the manifest lists in a split."""
+    counts = (manifest or {}).get("counts", {}).get(split, {})
+    return np.array([counts.get(name, {}).get(kind, 0) for name in class_names], np.int64)
+
+
+def export_dataset(model_path, out_dir, settings):
+    """Writes (or adds to) a class-folder dataset; see the module docstring.
+
+    Checks everything it can before writing: on a UserError nothing has been written.
+
+    Args:
+        model_path: an exported generator .keras file.
+        out_dir: the folder of the tree (created).
+        settings: ExportSettings.
+
+    Returns:
+        the manifest written (a dict): counts per split, class and kind, and one entry per command
+        in "exports" (model, step, settings, seeds and counts of that command).
+
+    Raises:
+        UserError: out_dir is a file, or not empty without settings.add, or not an export to add to;
+            bad model or dataset (load_source); seeds or files that already exist.
+    """
+    manifest = _check_out_dir(out_dir, settings.add)
+    source = load_source(model_path)
+    names = source.class_names
+    resolution = int(source.train[0].shape[1])
+    if manifest is not None and (tuple(manifest["class_names"]) != names
+                                 or manifest.get("resolution") != resolution):
+        raise UserError(f"--export_add: {out_dir} holds {manifest.get('resolution')}px images of classes "
+                        f"{', '.join(manifest['class_names'])}, not this model's {resolution}px "
+                        f"{', '.join(names)}: pass a new folder")
+
+    real_counts = source.train_counts
+    held_real = _held(manifest, names, TRAIN_DIR, "real")
+    held_synthetic = _held(manifest, names, TRAIN_DIR, "synthetic")
+    if settings.mode == "per_class":
+        write_real = np.zeros(len(names), bool)
+        target = None
+        synthetic_counts = np.full(len(names), settings.per_class, np.int64)
+    else:
+        write_real = held_real == 0
+        target = top_up_target(settings.top_up_to, real_counts)
+        synthetic_counts = top_up_counts(target, held_real + np.where(write_real, real_counts, 0) + held_synthetic)
+    test_labels = source.test[1]
+    write_test = settings.real_test and not _held(manifest, names, TEST_DIR, "real").any()
+
+    next_seed = int(manifest["next_seed"]) if manifest else 0
+    first_seed = next_seed if settings.seed is None else int(settings.seed)
+    if first_seed < next_seed:
+        raise UserError(f"--seed={first_seed}: seeds below {next_seed} are already in {out_dir}/{MANIFEST_FILE}; "
+                        f"leave --seed out to continue after them, or pass --seed={next_seed} or more")
+    seeds = allocate_seeds(synthetic_counts, first_seed)
+
+    # Every file this command writes, checked before the first is written.
+    out_dir = os.path.abspath(out_dir)
+    planned = {}   # path -> ("train" | "test" | "synthetic", label, index or seed)
+    for label, name in enumerate(names):
+        train_dir, test_dir = os.path.join(out_dir, TRAIN_DIR, name), os.path.join(out_dir, TEST_DIR, name)
+        if write_real[label]:
+            for index, file_name in enumerate(real_file_names(label, name, real_counts[label])):
+                planned[os.path.join(train_dir, file_name)] = ("train", label, index)
+        if len(seeds[label]):
+            file_names, _ = sampling.file_names(label, name, seeds[label], settings.truncation)
+            for seed, file_name in zip(seeds[label], file_names):
+                planned[os.path.join(train_dir, file_name)] = ("synthetic", label, seed)
+        if write_test:
+            count = int(np.sum(test_labels == label))
+            for index, file_name in enumerate(real_file_names(label, name, count)):
+                planned[os.path.join(test_dir, file_name)] = ("test", label, index)
+    existing = [path for path in planned if os.path.exists(path)]
+    if existing:
+        raise UserError(f"{existing[0]} already exists but {MANIFEST_FILE} does not list it (an export that "
+                        f"was interrupted?): export into a new folder")
+
+    _write_real(planned, "train", source.train)
+    _write_real(planned, "test", source.test)
+    _write_generated(source, names, seeds, settings.truncation, out_dir)
+
+    written_train = {name: {"real": int(real_counts[c]) if write_real[c] else 0,
+                            "synthetic": int(synthetic_counts[c])} for c, name in enumerate(names)}
+    written_test = {name: int(np.sum(test_labels == c)) if write_test else 0 for c, name in enumerate(names)}
+    counts = {TRAIN_DIR: {name: {"real": int(held_real[c]) + written_train[name]["real"],
+                                 "synthetic": int(held_synthetic[c]) + written_train[name]["synthetic"]}
+                          for c, name in enumerate(names)}}
+    test_counts = (manifest or {}).get("counts", {}).get(TEST_DIR)
+    if write_test:
+        test_counts = {name: {"real": count} for name, count in written_test.items()}
+    if test_counts:
+        counts[TEST_DIR] = test_counts
+    entry = {
+        "model": {"path": source.model_path, "sha256": _model_digest(source.model_path), "step": source.step,
+                  "dataset": source.dataset},
+        "settings": {"mode": settings.mode, "per_class": settings.per_class, "top_up_to": settings.top_up_to,
+                     "target_per_class": target, "seed": first_seed, "truncation": settings.truncation,
+                     "add": settings.add, "real_test": settings.real_test},
+        "seeds": {name: {"first": class_seeds.start, "count": len(class_seeds)}
+                  for name, class_seeds in zip(names, seeds)},
+        "written": {TRAIN_DIR: written_train, TEST_DIR: {name: {"real": n} for name, n in written_test.items()}},
+    }
+    manifest = {
+        "format": _MANIFEST_FORMAT,
+        "class_names": list(names),
+        "resolution": resolution,
+        "counts": counts,
+        "next_seed": max(next_seed, first_seed + int(synthetic_counts.sum())),
+        "seeds": "generated image k of a command uses seed `first + k` of its class's range (sampling.generate)",
+        "exports": (manifest or {}).get("exports", []) + [entry],
+    }
+    atomic_write_bytes(os.path.join(out_dir, MANIFEST_FILE), (json.dumps(manifest, indent=2) + "\n").encode())
+    return manifest
+
+
+def summary_line(manifest, out_dir):
+    """One line on what the latest command wrote and what the tree holds now."""
+    written = manifest["exports"][-1]["written"]
+    synthetic = sum(counts["synthetic"] for counts in written[TRAIN_DIR].values())
+    real = sum(counts["real"] for counts in written[TRAIN_DIR].values())
+    test = sum(counts["real"] for counts in written[TEST_DIR].values())
+    totals = [sum(counts.values()) for counts in manifest["counts"][TRAIN_DIR].values()]
+    return (f"Wrote {synthetic} generated and {real} real training images and {test} real test images into "
+            f"{out_dir} ({TRAIN_DIR}/ now holds {min(totals)} to {max(totals)} images per class); manifest: "
+            f"{os.path.join(out_dir, MANIFEST_FILE)}")
+
+
+def _write_real(planned, kind, split):
+    """Writes the planned real images of one split ("train" or "test") as PNG."""
+    split_images, split_labels = split
+    members = {}   # label -> indices of its images in split order
+    for path, (what, label, index) in planned.items():
+        if what != kind:
+            continue
+        if label not in members:
+            members[label] = np.flatnonzero(split_labels == label)
+        images.write_png(path, split_images[members[label][index]])
+
+
+def _write_generated(source, names, seeds, truncation, out_dir):
+    """Generates and writes each class's images a chunk at a time."""
+    for label, (name, class_seeds) in enumerate(zip(names, seeds)):
+        if not len(class_seeds):
+            continue
+        logging.info("Generating %d images of class %s", len(class_seeds), name)
+        class_dir = os.path.join(out_dir, TRAIN_DIR, name)
+        for start in range(0, len(class_seeds), _GENERATE_CHUNK):
+            chunk = class_seeds[start:start + _GENERATE_CHUNK]
+            pictures = sampling.generate(source.generator, label, chunk, source.info["latent_dim"],
+                                         truncation)                                   # [n, R, R, 3]
+            file_names, _ = sampling.file_names(label, name, chunk, truncation)
+            for file_name, picture in zip(file_names, pictures):
+                images.write_png(os.path.join(class_dir, file_name), picture)
