@@ -74,8 +74,8 @@ def _check_mode():
         raise UserError(f"{', '.join(given)} only applies with --export_dir: add --export_dir=FOLDER to write "
                         f"a dataset")
     if FLAGS.label is None:
-        raise UserError("--label is required: pass --label=3 or --label=melanoma (or --serve for the web page, "
-                        "or --export_dir for a dataset)")
+        raise UserError("--label is required: pass --label=3 or --label=melanoma (or --serve for the web page); "
+                        "--export_dir=FOLDER writes a dataset of every class")
 
 
 def _export(model_path):
