@@ -130,21 +130,20 @@ def storage_error(path, error, needed_bytes=None, what="the file", then="rerun t
         reason = str(error) or type(error).__name__
     reason = " ".join(reason.split())[:200]
     mount, free = filesystem(path)
-    space = f"{_mib(free)} MiB free on {mount}"
-    if needed_bytes:
-        space += f"; {what} needs about {_mib(needed_bytes)} MiB"
+    space = f"free space on {mount} ({_mib(free)} MiB free"
+    space += f"; {what} needs about {_mib(needed_bytes)} MiB)" if needed_bytes else ")"
     elsewhere = "or pass a --workdir on another filesystem"
     if number in _SPACE:
-        fix = f"free space on {mount} ({space}) {elsewhere}"
+        fix = f"{space} {elsewhere}"
     elif number == errno.EFBIG:
-        fix = (f"a file-size limit was reached (`ulimit -f`, or the largest file {mount} holds; {space}): "
-               f"raise it {elsewhere}")
+        fix = (f"a file-size limit was reached (`ulimit -f`, or the largest file {mount} holds): raise it "
+               f"{elsewhere}")
     elif number == errno.EROFS:
         fix = f"{mount} is read-only: remount it read-write {elsewhere}"
     elif number in _PERMISSION:
         fix = f"make {os.path.dirname(os.path.abspath(path))} writable by this user {elsewhere}"
     else:
-        fix = f"check the device (`dmesg`) and the free space ({space}) {elsewhere}"
+        fix = f"check the device (`dmesg`) and the {space} {elsewhere}"
     return StorageError(f"cannot write {path} ({reason}): {fix}, then {then}", number, reason, path)
 
 
@@ -183,23 +182,23 @@ def atomic_save_all(saves):
     Raises:
         StorageError: a write failed because of the storage.
     """
-    staged = []
+    staged, path = [], None
     try:
         for save, path, *check in saves:
-            with writing(path):
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-                tmp = temporary_path(path)
-                staged.append((tmp, path))
-                save(tmp)
-                for verify in check:
-                    verify(tmp)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            tmp = temporary_path(path)
+            staged.append((tmp, path))
+            save(tmp)
+            for verify in check:
+                verify(tmp)
         for tmp, path in staged:
-            with writing(path):
-                os.replace(tmp, path)
+            os.replace(tmp, path)
     except BaseException:
         for tmp, _ in staged:
             _remove(tmp)
-        raise
+        # Translated once the temporaries are gone, so that the free space it states is what is left.
+        with writing(path):
+            raise
 
 
 def atomic_save(save, path, check=None):

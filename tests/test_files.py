@@ -97,9 +97,9 @@ def test_a_storage_fault_becomes_one_line_naming_the_path_the_cause_and_the_fix(
     assert "\n" not in message
     assert message.startswith(f"cannot write {path} ({os.strerror(number)})")
     assert fix in message and "then rerun the same command" in message
-    if number in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+    if number in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
         mount, _ = files.filesystem(path)
-        assert f"MiB free on {mount}" in message
+        assert f"free space on {mount} (" in message and " MiB free)" in message
 
 
 def test_the_free_space_and_what_is_needed_are_stated(tmp_path, monkeypatch):
@@ -107,8 +107,27 @@ def test_the_free_space_and_what_is_needed_are_stated(tmp_path, monkeypatch):
     monkeypatch.setattr(files.shutil, "disk_usage", lambda path: usage._replace(free=3 * (1 << 20)))
     error = files.storage_error(str(tmp_path / "ckpt-6"), OSError(errno.ENOSPC, "No space left on device"),
                                 needed_bytes=40 << 20, what="a checkpoint", then="rerun: it resumes from step 4")
-    assert "(3.0 MiB free on " in str(error) and "a checkpoint needs about 40 MiB" in str(error)
+    assert f"free space on {files.filesystem(str(tmp_path))[0]} (3.0 MiB free; a checkpoint needs about 40 MiB)" \
+        in str(error)
     assert str(error).endswith("then rerun: it resumes from step 4")
+
+
+def test_the_free_space_stated_is_what_is_left_once_the_temporary_is_gone(tmp_path, monkeypatch):
+    seen = []
+    real_disk_usage = shutil.disk_usage
+
+    def disk_usage(path):
+        seen.append(sorted(os.listdir(tmp_path)))
+        return real_disk_usage(path)
+
+    def fills_the_disk(tmp):
+        open(tmp, "wb").write(b"x" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.shutil, "disk_usage", disk_usage)
+    with pytest.raises(files.StorageError):
+        files.atomic_save(fills_the_disk, str(tmp_path / "generator.keras"))
+    assert seen == [[]]
 
 
 def test_tensorflow_storage_errors_are_translated_with_their_system_text(tmp_path):
