@@ -3,8 +3,8 @@
     files.atomic_write_bytes("runs/demo/generator.json", data)
     files.atomic_save(model.save, "runs/demo/generator.keras")
     files.atomic_save_all([(g.save, "generator.keras", check), (d.save, "discriminator.keras", check)])
-    with files.writing("runs/demo/train"):      # OSError / TensorFlow error -> StorageError, one line
-        writer.flush()
+    with files.writing("runs/demo/eval/report.json"):   # storage faults in the block -> StorageError
+        write_report()
     files.remove_stale_temporaries("runs/demo")   # once the workdir's lock is held
 
 Every file is written to a sibling temporary named `.tmp<pid>_<name>` (the suffix is kept: Keras
@@ -22,11 +22,10 @@ of one line naming the path, the cause, the free space on that filesystem and th
 error passes through unchanged, with its traceback. `storage_error` builds the same message for a
 caller that knows every error of its write is a storage failure (cgan.checkpoints).
 
-Summaries. TensorFlow's summary writer (2.21) drops events it cannot write: a full disk or a
-file-size limit raises nothing at `tf.summary.*`, `flush()` or `close()`, so the loss is silent. The
-loop still writes them inside `writing(summary_dir)` (and calls `writer.flush()` inside it) so that
-the errors TensorFlow does raise for them come out as one line; a full disk itself is reported by the
-next checkpoint or export, whose writers do raise.
+Summaries. TensorFlow's summary writer (2.21) reports no failed write: with the disk full, a
+file-size limit reached or its folder deleted, `tf.summary.*`, `flush()` and `close()` all return
+normally and the events are lost. Wrapping them in `writing(summary_dir)` is harmless but catches
+nothing; a full disk is reported by the next checkpoint, grid or export, whose writers do raise.
 """
 
 import contextlib
