@@ -22,7 +22,8 @@ flags.DEFINE_string("label", None, "Class to generate: an index (3) or a name (m
 flags.DEFINE_string("workdir", "runs/demo", "Run directory holding generator.keras (ignored with --model).")
 flags.DEFINE_string("model", None, "Path of an exported generator .keras file (its .json beside it).")
 flags.DEFINE_integer("num", 16, "Number of images.", lower_bound=1, upper_bound=10_000)
-flags.DEFINE_integer("seed", 0, "First seed; image i uses seed + i.", lower_bound=0)
+flags.DEFINE_integer("seed", 0, "First seed; image i uses seed + i (with --export_dir: the first seed of the "
+                     "export, the classes' seeds following one another).", lower_bound=0)
 flags.DEFINE_float("truncation", None, "Truncation threshold t in standard deviations (0.05 to 10): components "
                    "of the noise beyond ±t are redrawn; smaller = more typical images. Default: none.")
 flags.DEFINE_string("out_dir", "samples", "Folder for the PNGs.")

@@ -310,6 +310,94 @@ def _held(manifest, class_names, split, kind):
     return np.array([counts.get(name, {}).get(kind, 0) for name in class_names], np.int64)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What one command writes: per class, whether its real training images and how many generated ones."""
+
+    write_real: np.ndarray         # [K] bool
+    synthetic_counts: np.ndarray   # [K] int
+    seeds: list                    # K ranges
+    target: int | None             # images per class in top-up mode
+    write_test: bool
+
+
+def _plan(settings, source, manifest, out_dir):
+    """Decides what to write, given what the tree holds (manifest None: a new tree)."""
+    names = source.class_names
+    real_counts = source.train_counts
+    held_real = _held(manifest, names, TRAIN_DIR, "real")
+    if settings.mode == "per_class":
+        write_real, target = np.zeros(len(names), bool), None
+        synthetic_counts = np.full(len(names), settings.per_class, np.int64)
+    else:
+        write_real = held_real == 0  # real images go in once per tree
+        target = top_up_target(settings.top_up_to, real_counts)
+        held = held_real + np.where(write_real, real_counts, 0) + _held(manifest, names, TRAIN_DIR, "synthetic")
+        synthetic_counts = top_up_counts(target, held)
+    next_seed = int(manifest["next_seed"]) if manifest else 0
+    first_seed = next_seed if settings.seed is None else int(settings.seed)
+    if first_seed < next_seed:
+        raise UserError(f"--seed={first_seed}: seeds below {next_seed} are already in {out_dir}/{MANIFEST_FILE}; "
+                        f"leave --seed out to continue after them, or pass --seed={next_seed} or more")
+    write_test = settings.real_test and not _held(manifest, names, TEST_DIR, "real").any()
+    return _Plan(write_real, synthetic_counts, allocate_seeds(synthetic_counts, first_seed), target, write_test)
+
+
+def _planned_files(plan, source, out_dir, truncation):
+    """{path: ("train" | "test", label, index in the class) or ("generated", label, seed)} of one command."""
+    planned = {}
+    test_labels = source.test[1]
+    for label, name in enumerate(source.class_names):
+        train_dir, test_dir = os.path.join(out_dir, TRAIN_DIR, name), os.path.join(out_dir, TEST_DIR, name)
+        if plan.write_real[label]:
+            for index, file_name in enumerate(real_file_names(label, name, source.train_counts[label])):
+                planned[os.path.join(train_dir, file_name)] = ("train", label, index)
+        if len(plan.seeds[label]):
+            file_names, _ = sampling.file_names(label, name, plan.seeds[label], truncation)
+            for seed, file_name in zip(plan.seeds[label], file_names):
+                planned[os.path.join(train_dir, file_name)] = ("generated", label, seed)
+        if plan.write_test:
+            for index, file_name in enumerate(real_file_names(label, name, int(np.sum(test_labels == label)))):
+                planned[os.path.join(test_dir, file_name)] = ("test", label, index)
+    return planned
+
+
+def _new_manifest(old, source, settings, plan):
+    """The manifest after this command: old counts plus what it wrote, and its entry in "exports"."""
+    names = source.class_names
+    test_counts = np.bincount(source.test[1], minlength=len(names))
+    written_train = {name: {"real": int(source.train_counts[c]) if plan.write_real[c] else 0,
+                            "synthetic": int(plan.synthetic_counts[c])} for c, name in enumerate(names)}
+    written_test = {name: {"real": int(test_counts[c]) if plan.write_test else 0} for c, name in enumerate(names)}
+    held = {kind: _held(old, names, TRAIN_DIR, kind) for kind in ("real", "synthetic")}
+    counts = {TRAIN_DIR: {name: {kind: int(held[kind][c]) + written_train[name][kind] for kind in held}
+                          for c, name in enumerate(names)}}
+    if plan.write_test:
+        counts[TEST_DIR] = written_test
+    elif (old or {}).get("counts", {}).get(TEST_DIR):
+        counts[TEST_DIR] = old["counts"][TEST_DIR]
+    entry = {
+        "model": {"path": source.model_path, "sha256": _model_digest(source.model_path), "step": source.step,
+                  "dataset": source.dataset},
+        "settings": {"mode": settings.mode, "per_class": settings.per_class, "top_up_to": settings.top_up_to,
+                     "target_per_class": plan.target, "seed": plan.seeds[0].start, "truncation": settings.truncation,
+                     "add": settings.add, "real_test": settings.real_test},
+        "seeds": {name: {"first": class_seeds.start, "count": len(class_seeds)}
+                  for name, class_seeds in zip(names, plan.seeds)},
+        "written": {TRAIN_DIR: written_train, TEST_DIR: written_test},
+    }
+    next_seed = int(old["next_seed"]) if old else 0
+    return {
+        "format": _MANIFEST_FORMAT,
+        "class_names": list(names),
+        "resolution": int(source.train[0].shape[1]),
+        "counts": counts,
+        "next_seed": max(next_seed, plan.seeds[-1].stop),
+        "seeds": "generated image k of a command uses seed `first + k` of its class's range (sampling.generate)",
+        "exports": (old or {}).get("exports", []) + [entry],
+    }
+
+
 def export_dataset(model_path, out_dir, settings):
     """Writes (or adds to) a class-folder dataset; see the module docstring.
 
@@ -328,53 +416,16 @@ def export_dataset(model_path, out_dir, settings):
         UserError: out_dir is a file, or not empty without settings.add, or not an export to add to;
             bad model or dataset (load_source); seeds or files that already exist.
     """
-    manifest = _check_out_dir(out_dir, settings.add)
+    old = _check_out_dir(out_dir, settings.add)
     source = load_source(model_path)
-    names = source.class_names
     resolution = int(source.train[0].shape[1])
-    if manifest is not None and (tuple(manifest["class_names"]) != names
-                                 or manifest.get("resolution") != resolution):
-        raise UserError(f"--export_add: {out_dir} holds {manifest.get('resolution')}px images of classes "
-                        f"{', '.join(manifest['class_names'])}, not this model's {resolution}px "
-                        f"{', '.join(names)}: pass a new folder")
-
-    real_counts = source.train_counts
-    held_real = _held(manifest, names, TRAIN_DIR, "real")
-    held_synthetic = _held(manifest, names, TRAIN_DIR, "synthetic")
-    if settings.mode == "per_class":
-        write_real = np.zeros(len(names), bool)
-        target = None
-        synthetic_counts = np.full(len(names), settings.per_class, np.int64)
-    else:
-        write_real = held_real == 0
-        target = top_up_target(settings.top_up_to, real_counts)
-        synthetic_counts = top_up_counts(target, held_real + np.where(write_real, real_counts, 0) + held_synthetic)
-    test_labels = source.test[1]
-    write_test = settings.real_test and not _held(manifest, names, TEST_DIR, "real").any()
-
-    next_seed = int(manifest["next_seed"]) if manifest else 0
-    first_seed = next_seed if settings.seed is None else int(settings.seed)
-    if first_seed < next_seed:
-        raise UserError(f"--seed={first_seed}: seeds below {next_seed} are already in {out_dir}/{MANIFEST_FILE}; "
-                        f"leave --seed out to continue after them, or pass --seed={next_seed} or more")
-    seeds = allocate_seeds(synthetic_counts, first_seed)
-
-    # Every file this command writes, checked before the first is written.
+    if old is not None and (tuple(old["class_names"]) != source.class_names or old.get("resolution") != resolution):
+        raise UserError(f"--export_add: {out_dir} holds {old.get('resolution')}px images of classes "
+                        f"{', '.join(old['class_names'])}, not this model's {resolution}px "
+                        f"{', '.join(source.class_names)}: pass a new folder")
+    plan = _plan(settings, source, old, out_dir)
     out_dir = os.path.abspath(out_dir)
-    planned = {}   # path -> ("train" | "test" | "synthetic", label, index or seed)
-    for label, name in enumerate(names):
-        train_dir, test_dir = os.path.join(out_dir, TRAIN_DIR, name), os.path.join(out_dir, TEST_DIR, name)
-        if write_real[label]:
-            for index, file_name in enumerate(real_file_names(label, name, real_counts[label])):
-                planned[os.path.join(train_dir, file_name)] = ("train", label, index)
-        if len(seeds[label]):
-            file_names, _ = sampling.file_names(label, name, seeds[label], settings.truncation)
-            for seed, file_name in zip(seeds[label], file_names):
-                planned[os.path.join(train_dir, file_name)] = ("synthetic", label, seed)
-        if write_test:
-            count = int(np.sum(test_labels == label))
-            for index, file_name in enumerate(real_file_names(label, name, count)):
-                planned[os.path.join(test_dir, file_name)] = ("test", label, index)
+    planned = _planned_files(plan, source, out_dir, settings.truncation)
     existing = [path for path in planned if os.path.exists(path)]
     if existing:
         raise UserError(f"{existing[0]} already exists but {MANIFEST_FILE} does not list it (an export that "
@@ -382,38 +433,9 @@ def export_dataset(model_path, out_dir, settings):
 
     _write_real(planned, "train", source.train)
     _write_real(planned, "test", source.test)
-    _write_generated(source, names, seeds, settings.truncation, out_dir)
-
-    written_train = {name: {"real": int(real_counts[c]) if write_real[c] else 0,
-                            "synthetic": int(synthetic_counts[c])} for c, name in enumerate(names)}
-    written_test = {name: int(np.sum(test_labels == c)) if write_test else 0 for c, name in enumerate(names)}
-    counts = {TRAIN_DIR: {name: {"real": int(held_real[c]) + written_train[name]["real"],
-                                 "synthetic": int(held_synthetic[c]) + written_train[name]["synthetic"]}
-                          for c, name in enumerate(names)}}
-    test_counts = (manifest or {}).get("counts", {}).get(TEST_DIR)
-    if write_test:
-        test_counts = {name: {"real": count} for name, count in written_test.items()}
-    if test_counts:
-        counts[TEST_DIR] = test_counts
-    entry = {
-        "model": {"path": source.model_path, "sha256": _model_digest(source.model_path), "step": source.step,
-                  "dataset": source.dataset},
-        "settings": {"mode": settings.mode, "per_class": settings.per_class, "top_up_to": settings.top_up_to,
-                     "target_per_class": target, "seed": first_seed, "truncation": settings.truncation,
-                     "add": settings.add, "real_test": settings.real_test},
-        "seeds": {name: {"first": class_seeds.start, "count": len(class_seeds)}
-                  for name, class_seeds in zip(names, seeds)},
-        "written": {TRAIN_DIR: written_train, TEST_DIR: {name: {"real": n} for name, n in written_test.items()}},
-    }
-    manifest = {
-        "format": _MANIFEST_FORMAT,
-        "class_names": list(names),
-        "resolution": resolution,
-        "counts": counts,
-        "next_seed": max(next_seed, first_seed + int(synthetic_counts.sum())),
-        "seeds": "generated image k of a command uses seed `first + k` of its class's range (sampling.generate)",
-        "exports": (manifest or {}).get("exports", []) + [entry],
-    }
+    _write_generated(source, plan.seeds, settings.truncation, out_dir)
+    manifest = _new_manifest(old, source, settings, plan)
+    # Last, so that a tree whose manifest does not list a file was interrupted while writing it.
     atomic_write_bytes(os.path.join(out_dir, MANIFEST_FILE), (json.dumps(manifest, indent=2) + "\n").encode())
     return manifest
 
@@ -442,9 +464,9 @@ def _write_real(planned, kind, split):
         images.write_png(path, split_images[members[label][index]])
 
 
-def _write_generated(source, names, seeds, truncation, out_dir):
+def _write_generated(source, seeds, truncation, out_dir):
     """Generates and writes each class's images a chunk at a time."""
-    for label, (name, class_seeds) in enumerate(zip(names, seeds)):
+    for label, (name, class_seeds) in enumerate(zip(source.class_names, seeds)):
         if not len(class_seeds):
             continue
         logging.info("Generating %d images of class %s", len(class_seeds), name)
