@@ -1,87 +1,246 @@
-"""The run configuration: one frozen dataclass built from flags, written as JSON into the workdir.
+"""The run configuration: every training option defined once, with its type, default, help and limits.
 
-    config = TrainConfig(workdir="runs/demo", train_steps=3000)
+    config = TrainConfig(workdir="runs/demo", train_steps=3000)   # UserError on a bad value
     config.to_json("runs/demo/config.json")
     same = TrainConfig.from_json("runs/demo/config.json")
 
-Functions in `cgan/` take a TrainConfig, never absl FLAGS. Defaults are the seed's setup
-(latent 100, batch 16, Adam 2e-4 / β1 0.5, 100k steps) on the embedded synthetic data.
+    # trainer.py: the absl flags are generated from the fields, never declared by hand.
+    config.define_flags(flags.FLAGS)
+    run_config = config.from_flags(flags.FLAGS)
+
+Each field is declared with `option(default, help, ...)`: the help text, the choices or bounds, and
+whether the value fixes the model's shape (`fixes_model`: a workdir's checkpoints only resume under
+the same value) or adds state to the checkpoint (`adds_state`: a workdir only resumes with the option
+on or off as it was started). `TrainConfig.__post_init__` checks every value once, whichever way the
+config was made (flags, JSON, code), and raises a one-line `UserError` naming the flag and the fix.
+Functions in `cgan/` take a TrainConfig, never absl FLAGS. Defaults are the baseline's setup (latent
+100, batch 16, Adam 2e-4 / β1 0.5, 100k steps) on the embedded synthetic data.
 """
 
 import dataclasses
 import json
 
+from cgan import files
+from cgan.errors import UserError
+
+# Choices shared by the config and the modules that implement them.
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")   # cgan.precision
+LOSSES = ("bce", "hinge")                                             # cgan.losses
+ARCHITECTURES = ("dcgan", "resnet")                                   # the baseline's DCGAN | BigGAN-style residual
+GENERATOR_CONDITIONINGS = ("concat", "cbn")                           # cgan.networks
+DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
+DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
+AUGMENTATIONS = ("color", "translation", "cutout")                    # cgan.augment
+STRATEGIES = ("mirrored", "multi_worker")                             # cgan.distribute
+DATASET_BUILDER = "isic_skin_cancer"                                  # data/isic_skin_cancer
+DATASET_SOURCES = ("real", "synthetic", "folders")
+DATASET_RESOLUTIONS = (64, 128, 256)
+
+
+def option(default, help, choices=None, lower=None, upper=None, fixes_model=False, adds_state=False):
+    """A config field: its default and what the generated flag says and accepts.
+
+    Args:
+        default: the value when the flag is not given (its type is the field's type).
+        help: the flag's help text, with units; no measured figures (they go stale).
+        choices: the allowed values of a str option.
+        lower, upper: inclusive bounds of a number.
+        fixes_model: the value fixes the networks' shape or the labels' meaning.
+        adds_state: a non-zero value adds variables to the checkpoint.
+    """
+    metadata = {"help": help, "choices": choices, "lower": lower, "upper": upper,
+                "fixes_model": fixes_model, "adds_state": adds_state}
+    return dataclasses.field(default=default, metadata=metadata)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    workdir: str
-    # Data.
-    dataset: str = "isic_skin_cancer/synthetic_64"  # <builder>/<config>; the config fixes the resolution
-    data_dir: str = ""                              # where TFDS keeps prepared data; "" = TFDS' default
-    manual_dir: str = ""                            # the ISIC class folders, for the real_* and folders_* configs
-    # Model and optimisation.
-    train_steps: int = 100_000        # total optimisation steps (one D and one G update each)
-    batch_size: int = 16              # global batch, split over all replicas
-    latent_dim: int = 100
-    learning_rate: float = 2e-4       # both networks
-    beta_1: float = 0.5
-    beta_2: float = 0.999
-    precision: str = "auto"           # auto | float32 | mixed_float16 | mixed_bfloat16
-    seed: int = 0
-    mode_seeking: float = 0.0        # weight of the mode-seeking regulariser on G (0 = off, the seed)
-    augment: str = ""                 # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
-    loss: str = "bce"                 # bce (the seed) | hinge
-    r1_gamma: float = 0.0             # R1 penalty γ on D's gradient at real images (0 = off)
-    ema_decay: float = 0.0            # EMA of G's weights for sampling/evaluation/export (0 = off)
-    ema_start: int = 0                # steps before the EMA starts averaging (copies until then)
-    balanced: bool = False            # draw every class equally often (default: the data's proportions)
-    # Architecture options (defaults: the seed's networks).
-    g_conditioning: str = "concat"    # concat (z ⊕ label embedding) | cbn (conditional batch norm)
-    g_spectral_norm: bool = False     # spectral normalisation in G
-    g_attention: int = 0              # side of G's self-attention block (0 = none)
-    d_conditioning: str = "concat"    # concat (label plane) | projection
-    d_norm: str = "batch"             # batch | spectral | none
-    d_attention: int = 0              # side of D's self-attention block (0 = none)
+    # Where.
+    workdir: str = option("", "Run directory: checkpoints, TensorBoard events, samples, exports. Required.")
+    dataset: str = option(f"{DATASET_BUILDER}/synthetic_64",
+                          f"{DATASET_BUILDER}/<config>: synthetic_64|128|256 (embedded, no download), "
+                          "real_64|128|256 (the ISIC folders in --manual_dir), folders_64|128|256 (any "
+                          "Train/ and Test/ class folders in --manual_dir). The number is the resolution.",
+                          fixes_model=True)
+    data_dir: str = option("", "TFDS data directory for the prepared dataset; empty = ~/tensorflow_datasets.")
+    manual_dir: str = option("", "Folder with the Train/ and Test/ class folders (real_* and folders_* datasets).")
+    # Optimisation.
+    train_steps: int = option(100_000, "Total steps (one D and one G update each).", lower=1)
+    batch_size: int = option(16, "Global batch size in images, split over all replicas.", lower=1)
+    latent_dim: int = option(100, "Size of the noise vector z.", lower=1, fixes_model=True)
+    learning_rate: float = option(2e-4, "Adam learning rate of both networks.", lower=0.0)
+    beta_1: float = option(0.5, "Adam beta_1 of both networks.", lower=0.0, upper=1.0)
+    beta_2: float = option(0.999, "Adam beta_2 of both networks.", lower=0.0, upper=1.0)
+    precision: str = option("auto", "Numeric precision; auto = the fastest safe choice for the device.",
+                            choices=PRECISIONS)
+    seed: int = option(0, "Random seed of the weights, the data order, the noise and the augmentations.",
+                       lower=0)
+    # Losses and regularisers (all off in the baseline).
+    loss: str = option("bce", "GAN loss: bce (the baseline: D binary cross-entropy, G non-saturating) or hinge.",
+                       choices=LOSSES)
+    r1_gamma: float = option(0.0, "R1 penalty on D: γ/2 · E‖∇ₓD(x)‖² at real images (Mescheder et al., 2018); "
+                             "0 = off.", lower=0.0)
+    mode_seeking: float = option(0.0, "Weight of the mode-seeking regulariser that stops G from ignoring its "
+                                 "noise within a class (Mao et al., 2019); 0 = off.", lower=0.0)
+    augment: str = option("", "Differentiable augmentation of D's real and generated inputs (DiffAugment): a "
+                          "comma-separated subset of color,translation,cutout; empty = none.")
+    ema_decay: float = option(0.0, "Keep an exponential moving average of G's weights with this decay (e.g. "
+                              "0.999) and use it for grids, evaluation, export and sampling; 0 = off.",
+                              lower=0.0, upper=0.99999, adds_state=True)
+    ema_start: int = option(0, "Steps during which the EMA only copies G.", lower=0)
+    balanced: bool = option(False, "Draw every class equally often (rare classes repeat more); default: the "
+                            "data's proportions.")
+    # Architecture (defaults: the baseline's networks).
+    g_conditioning: str = option("concat", "How G takes the label: concat (the baseline: z ⊕ embedding) or cbn "
+                                 "(conditional batch norm).", choices=GENERATOR_CONDITIONINGS, fixes_model=True)
+    g_spectral_norm: bool = option(False, "Spectral normalisation of G's layers.", fixes_model=True)
+    g_attention: int = option(0, "Self-attention in G after the block of this side in pixels, e.g. 32; 0 = none.",
+                              lower=0, fixes_model=True)
+    d_conditioning: str = option("concat", "How D takes the label: concat (the baseline: a label plane) or "
+                                 "projection.", choices=DISCRIMINATOR_CONDITIONINGS, fixes_model=True)
+    d_norm: str = option("batch", "D's normalisation: batch (the baseline), spectral (spectral norm, no batch "
+                         "norm) or none.", choices=DISCRIMINATOR_NORMS, fixes_model=True)
+    d_attention: int = option(0, "Self-attention in D after the block of this side in pixels, e.g. 32; 0 = none.",
+                              lower=0, fixes_model=True)
     # Bookkeeping, in steps.
-    checkpoint_every: int = 1000
-    summary_every: int = 100
-    image_every: int = 1000
-    keep_checkpoints: int = 3
-    eval_every: int = 0               # steps between quality evaluations (cgan.evaluate); 0 = never
-    eval_num_per_class: int = 50      # generated images per class in each evaluation
-    inception_weights: str = "imagenet"  # imagenet | none | path of a local InceptionV3 no-top weights file
-    steps_per_call: int = 20          # steps run inside one tf.function call (fewer host round trips)
+    checkpoint_every: int = option(1000, "Steps between checkpoints (and model exports).", lower=1)
+    summary_every: int = option(100, "Steps between TensorBoard scalars and progress lines.", lower=1)
+    image_every: int = option(1000, "Steps between image grids.", lower=1)
+    keep_checkpoints: int = option(3, "Checkpoints kept on disk.", lower=1)
+    eval_every: int = option(0, "Steps between quality evaluations (cgan.evaluate), logged to TensorBoard "
+                             "under eval/; 0 = never.", lower=0)
+    eval_num_per_class: int = option(50, "Generated images per class in each evaluation.", lower=2)
+    inception_weights: str = option("imagenet", "Inception-v3 weights for FID/KID in evaluations: imagenet "
+                                    "(downloaded when possible), none, or the path of a local no-top weights file.")
+    steps_per_call: int = option(20, "Steps per compiled call; also bounds how soon a stop signal is honoured.",
+                                 lower=1)
     # Devices.
-    strategy: str = "mirrored"        # mirrored (one machine) | multi_worker (TF_CONFIG cluster)
-    cpu_replicas: int = 1             # >1 splits the CPU into replicas (to exercise MirroredStrategy)
-    deterministic: bool = False       # bitwise-reproducible kernels (slower)
+    strategy: str = option("mirrored", "mirrored: all local GPUs (or the CPU); multi_worker: the cluster in "
+                           "TF_CONFIG.", choices=STRATEGIES)
+    cpu_replicas: int = option(1, "Without GPUs: split the CPU into this many MirroredStrategy replicas.", lower=1)
+    deterministic: bool = option(False, "Deterministic kernels: bitwise-reproducible runs and resumes on the CPU "
+                                 "(slower).")
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            _check_field(field, getattr(self, field.name))
+        _check_dataset(self.dataset)
+        unknown = sorted(set(self.augmentations) - set(AUGMENTATIONS))
+        if unknown:
+            raise UserError(f"--augment={self.augment}: unknown augmentation {', '.join(unknown)}; use a "
+                            f"comma-separated subset of {','.join(AUGMENTATIONS)}")
+
+    @property
+    def augmentations(self):
+        """The --augment policy as a tuple of names, in the order given."""
+        return tuple(name.strip() for name in self.augment.split(",") if name.strip())
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
     def to_json(self, path, **extra):
-        """Writes the config, plus any resolved values in `extra`, as indented JSON."""
-        with open(path, "w") as f:
-            json.dump({**self.to_dict(), **extra}, f, indent=2, sort_keys=True)
-            f.write("\n")
+        """Writes the config, plus any resolved values in `extra`, as indented JSON (atomically)."""
+        files.atomic_write_bytes(path, self.json_text(**extra).encode())
+
+    def json_text(self, **extra):
+        """The config and the resolved values in `extra` as the text of config.json."""
+        return json.dumps({**self.to_dict(), **extra}, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, values):
+        """A config from a dict that may hold other keys (resolved values, options of other versions)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
 
     @classmethod
     def from_json(cls, path):
         """Reads a config written by `to_json`, ignoring the resolved extras."""
         with open(path) as f:
-            values = json.load(f)
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+            return cls.from_dict(json.load(f))
 
 
-# Choices of the option flags: one list for trainer.py's flags and the library that implements them.
-LOSSES = ("bce", "hinge")                                       # cgan.losses
-GENERATOR_CONDITIONINGS = ("concat", "cbn")                     # cgan.networks
-DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
-DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
-ARCHITECTURES = ("dcgan", "resnet")                             # the baseline's DCGAN | BigGAN-style residual
+def _kind(value):
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[type(value)]
 
-# Fields that fix the shape of the model or the meaning of its labels: a workdir's checkpoints only
-# resume under the same values.
-MODEL_FIELDS = ("dataset", "latent_dim", "g_conditioning", "g_spectral_norm", "g_attention", "d_conditioning",
-                "d_norm", "d_attention")
+
+def _check_field(field, value):
+    """One-line UserError when `value` is not what `field` accepts."""
+    meta, default = field.metadata, field.default
+    expected = type(default)
+    if expected is float and type(value) is int:
+        value = float(value)
+    if type(value) is not expected:
+        raise UserError(f"--{field.name}={value!r} is not {_kind(default)}: pass e.g. --{field.name}={default}")
+    if meta["choices"] and value not in meta["choices"]:
+        raise UserError(f"--{field.name}={value} is not a choice: use one of {', '.join(meta['choices'])}")
+    lower, upper = meta["lower"], meta["upper"]
+    if (lower is not None and value < lower) or (upper is not None and value > upper):
+        bounds = (f"from {lower} to {upper}" if lower is not None and upper is not None
+                  else f"≥ {lower}" if lower is not None else f"≤ {upper}")
+        raise UserError(f"--{field.name}={value} is out of range: use a value {bounds}")
+    if field.name == "workdir" and not value:
+        raise UserError("--workdir is required: pass the run directory, e.g. --workdir=runs/my_run")
+
+
+def dataset_config_names():
+    """Every valid `<config>` of --dataset=isic_skin_cancer/<config>."""
+    return tuple(f"{source}_{resolution}" for source in DATASET_SOURCES for resolution in DATASET_RESOLUTIONS)
+
+
+def _check_dataset(dataset):
+    builder_name, _, config_name = dataset.partition("/")
+    if builder_name != DATASET_BUILDER or config_name not in dataset_config_names():
+        raise UserError(f"unknown --dataset={dataset}: use {DATASET_BUILDER}/<config> with <config> one of "
+                        f"{', '.join(dataset_config_names())}")
+
+
+def model_fields():
+    """Names of the fields that fix the model (a workdir resumes only under the same values)."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["fixes_model"])
+
+
+def state_fields():
+    """Names of the options whose non-zero value adds variables to the checkpoint."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["adds_state"])
+
+
+# Flags: generated from the fields, so each option's type, default, help and limits are stated once.
+
+def _help(field):
+    meta, text = field.metadata, field.metadata["help"]
+    if meta["choices"]:
+        text += f" One of: {', '.join(meta['choices'])}."
+    if meta["lower"] is not None or meta["upper"] is not None:
+        low = "" if meta["lower"] is None else f"{meta['lower']} ≤ "
+        high = "" if meta["upper"] is None else f" ≤ {meta['upper']}"
+        text += f" Range: {low}value{high}."
+    return text
+
+
+def define_flags(flag_values, module_name=None):
+    """Defines one absl flag per TrainConfig field in `flag_values` (e.g. absl.flags.FLAGS).
+
+    `module_name` is the module the flags are listed under in --help (the entry point's, so that
+    `--helpshort` shows them); None = this module.
+
+    Values are checked when the config is made (`from_flags`), not by absl, so every bad value gets
+    the same one-line error whether it came from a flag, a flag file or JSON.
+    """
+    from absl import flags
+    define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+              str: flags.DEFINE_string}
+    for field in dataclasses.fields(TrainConfig):
+        default = None if field.name == "workdir" else field.default
+        define[type(field.default)](field.name, default, _help(field), flag_values=flag_values,
+                                    module_name=module_name)
+
+
+def from_flags(flag_values):
+    """The TrainConfig of parsed flags defined by `define_flags`.
+
+    Raises:
+        UserError: a value the option does not accept, or a missing --workdir.
+    """
+    values = {field.name: flag_values[field.name].value for field in dataclasses.fields(TrainConfig)}
+    values["workdir"] = values["workdir"] or ""
+    return TrainConfig(**values)

@@ -15,9 +15,8 @@ Losses and the discriminator's logits stay float32 in every mode (see cgan.netwo
 import keras
 import tensorflow as tf
 
-from cgan.errors import UserError
+from cgan.config import PRECISIONS
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 def cpu_supports_bfloat16(cpuinfo_path="/proc/cpuinfo"):
@@ -41,7 +40,7 @@ def resolve(precision, gpus=None):
         "float32", "mixed_float16" or "mixed_bfloat16".
     """
     if precision not in PRECISIONS:
-        raise UserError(f"unknown --precision={precision}: use one of {', '.join(PRECISIONS)}")
+        raise ValueError(f"unknown precision {precision!r}: one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
     gpus = tf.config.list_physical_devices("GPU") if gpus is None else gpus

@@ -2,7 +2,6 @@ import keras
 import pytest
 
 from cgan import precision
-from cgan.errors import UserError
 
 
 def test_explicit_values_pass_through():
@@ -10,8 +9,8 @@ def test_explicit_values_pass_through():
         assert precision.resolve(value, gpus=[]) == value
 
 
-def test_unknown_precision_is_a_user_error():
-    with pytest.raises(UserError, match="unknown --precision=half"):
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
         precision.resolve("half", gpus=[])
 
 

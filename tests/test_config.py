@@ -1,0 +1,88 @@
+"""cgan.config: one definition per option, the flags generated from it, and the checks made once."""
+
+import dataclasses
+import json
+
+import pytest
+from absl import flags
+
+from cgan import config as config_lib
+from cgan.config import TrainConfig
+from cgan.errors import UserError
+
+
+def _flag_values(argv):
+    values = flags.FlagValues()
+    config_lib.define_flags(values)
+    values(["trainer.py", *argv])
+    return values
+
+
+def test_every_field_has_exactly_one_flag_with_its_default_and_help():
+    values = _flag_values([])
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    defined = set(values)
+    assert defined == set(fields)
+    for name, field in fields.items():
+        assert values[name].help.startswith(field.metadata["help"])
+        if name != "workdir":
+            assert values[name].default == field.default
+    assert "One of: bce, hinge" in values["loss"].help and "Range: 1 ≤ value" in values["batch_size"].help
+
+
+def test_flags_make_the_config_later_flags_win(tmp_path):
+    flagfile = tmp_path / "preset.flags"
+    flagfile.write_text("--workdir=runs/x\n--batch_size=32\n--loss=hinge\n--balanced\n")
+    values = _flag_values([f"--flagfile={flagfile}", "--batch_size=8"])
+    config = config_lib.from_flags(values)
+    assert (config.workdir, config.batch_size, config.loss, config.balanced) == ("runs/x", 8, "hinge", True)
+
+
+def test_nested_flagfile_overrides_only_what_differs(tmp_path):
+    (tmp_path / "base.flags").write_text("--workdir=runs/base\n--batch_size=32\n--mode_seeking=0.25\n")
+    (tmp_path / "child.flags").write_text(f"--flagfile={tmp_path / 'base.flags'}\n--workdir=runs/child\n")
+    config = config_lib.from_flags(_flag_values([f"--flagfile={tmp_path / 'child.flags'}"]))
+    assert (config.workdir, config.batch_size, config.mode_seeking) == ("runs/child", 32, 0.25)
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(batch_size=0), "--batch_size=0 is out of range: use a value ≥ 1"),
+    (dict(train_steps=-5), "--train_steps=-5 is out of range"),
+    (dict(precision="half"), "--precision=half is not a choice: use one of auto, float32"),
+    (dict(loss="wasserstein"), "--loss=wasserstein is not a choice"),
+    (dict(d_norm="layer"), "--d_norm=layer is not a choice"),
+    (dict(ema_decay=1.5), "--ema_decay=1.5 is out of range: use a value from 0.0 to 0.99999"),
+    (dict(beta_1=-0.1), "--beta_1=-0.1 is out of range"),
+    (dict(augment="color,flip"), "unknown augmentation flip"),
+    (dict(dataset="cifar10"), "unknown --dataset=cifar10"),
+    (dict(dataset="isic_skin_cancer/real_32"), "unknown --dataset=isic_skin_cancer/real_32"),
+    (dict(workdir=""), "--workdir is required"),
+    (dict(batch_size="16"), "--batch_size='16' is not an integer"),
+])
+def test_bad_values_are_one_line_user_errors(changes, message):
+    values = {"workdir": "runs/x", **changes}
+    with pytest.raises(UserError) as error:
+        TrainConfig(**values)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_ints_are_accepted_for_float_options():
+    assert TrainConfig(workdir="w", learning_rate=1).learning_rate == 1
+
+
+def test_json_round_trip_ignores_resolved_values_and_unknown_keys(tmp_path):
+    config = TrainConfig(workdir=str(tmp_path), batch_size=32, augment="translation,cutout")
+    path = tmp_path / "config.json"
+    config.to_json(str(path), resolution=64, class_names=["a"])
+    stored = json.loads(path.read_text())
+    assert stored["resolution"] == 64 and stored["batch_size"] == 32
+    stored["an_option_of_another_version"] = 1
+    path.write_text(json.dumps(stored))
+    assert TrainConfig.from_json(str(path)) == config
+    assert config.augmentations == ("translation", "cutout")
+
+
+def test_model_and_state_fields_come_from_the_field_definitions():
+    assert {"dataset", "latent_dim", "g_conditioning", "d_norm", "d_attention"} <= set(config_lib.model_fields())
+    assert "batch_size" not in config_lib.model_fields()
+    assert "ema_decay" in config_lib.state_fields()
