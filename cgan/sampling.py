@@ -4,6 +4,7 @@
     label = sampling.resolve_label("melanoma", info["class_names"])            # -> 3
     paths = sampling.write_samples(generator, info, label, seeds=range(16), out_dir="samples")
     pictures = sampling.generate(generator, label, [5, 6], info["latent_dim"], truncation=0.7)
+    grid = sampling.class_grid(generator, num_classes=9, latent_dim=100)  # the training runs' fixed-noise grid
 
 Image i of a call comes from seed `seed + i` alone (z = stateless normal of [seed + i]), so an image
 is reproducible on its own: seed 5 gives the same picture whether it was drawn alone or in a batch
@@ -33,6 +34,8 @@ _REDRAW_BLOCK = 64  # candidate redraws per component drawn at once; part of the
 
 TRUNCATION_MIN = 0.05  # below it redrawing takes long (P(|z| ≤ 0.05) = 4 %) and z is near 0 anyway
 TRUNCATION_MAX = 10.0
+GRID_COLUMNS = 8
+_GRID_NOISE_SEED = 1234
 
 
 def _canonical(name):
@@ -143,6 +146,19 @@ def generate(generator, label, seeds, latent_dim, truncation=None):
         labels = tf.fill([len(chunk)], tf.constant(label, tf.int32))      # [b]
         batches.append(images.to_uint8(generator([z, labels], training=False)))
     return np.concatenate(batches)
+
+
+def class_grid(generator, num_classes, latent_dim, columns=GRID_COLUMNS):
+    """The fixed-noise grid of a training run: row c shows class c, column j uses the same z in every row.
+
+    Returns:
+        [num_classes·(R+2)-2, columns·(R+2)-2, 3] uint8.
+    """
+    noise = tf.random.stateless_normal([columns, latent_dim], seed=[_GRID_NOISE_SEED, 0])   # [cols, latent]
+    z = tf.tile(noise, [num_classes, 1])                                     # [C·cols, latent]
+    labels = tf.repeat(tf.range(num_classes, dtype=tf.int32), columns)       # [C·cols]
+    generated = generator([z, labels], training=False)                       # [C·cols, R, R, 3]
+    return images.image_grid(images.to_uint8(generated), rows=num_classes)
 
 
 def file_stem(label, class_name):

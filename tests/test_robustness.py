@@ -140,7 +140,7 @@ def test_second_trainer_on_a_workdir_refuses_and_stale_lock_is_taken_over(tmp_pa
 
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_good_export(tmp_path, isic_data_dir, monkeypatch):
-    from cgan import train
+    from cgan import step, train
     from cgan.config import TrainConfig
     from cgan.errors import UserError
     config = TrainConfig(workdir=str(tmp_path), dataset="isic_skin_cancer/real_64", data_dir=str(isic_data_dir),
@@ -148,20 +148,20 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_good_export(tmp_path,
                          steps_per_call=1)
     train.train_and_evaluate(config)
     export_before = (tmp_path / "generator.keras").read_bytes()
-    real_run_steps = train.Trainer.run_steps
+    real_run_steps = step.TrainStep.run_steps
 
     def diverge_at_step_4(self, iterator, num_steps):
         metrics = real_run_steps(self, iterator, num_steps)
         return {**metrics, "g_loss": float("nan")} if int(self.step.numpy()) >= 4 else metrics
 
-    monkeypatch.setattr(train.Trainer, "run_steps", diverge_at_step_4)
+    monkeypatch.setattr(step.TrainStep, "run_steps", diverge_at_step_4)
     with pytest.raises(UserError, match="non-finite loss at step 4"):
         train.train_and_evaluate(dataclasses.replace(config, train_steps=10))
     assert checkpoint_step(str(tmp_path)) == 2
     assert (tmp_path / "generator.keras").read_bytes() == export_before
 
-    monkeypatch.setattr(train.Trainer, "run_steps", real_run_steps)
-    monkeypatch.setattr(train.Trainer, "weights_finite", lambda self: False)
+    monkeypatch.setattr(step.TrainStep, "run_steps", real_run_steps)
+    monkeypatch.setattr(step.TrainStep, "weights_finite", lambda self: False)
     with pytest.raises(UserError, match="non-finite weights at step 4"):
         train.train_and_evaluate(dataclasses.replace(config, train_steps=10))
     assert checkpoint_step(str(tmp_path)) == 2

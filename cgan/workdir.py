@@ -1,0 +1,140 @@
+"""The run directory: who may write it, whether a run may resume in it, and what a run writes there.
+
+    workdir.check_writable(config.workdir)
+    workdir.check_resumable(config)                  # UserError when the stored run built another model
+    with workdir.hold(config.workdir, worker):      # the lock; then removes what killed runs half-wrote
+        workdir.write_config(config, resolved)       # config.json
+        workdir.write_grid(config.workdir, step, grid)
+        workdir.export_models(config.workdir, train_step)   # generator.keras, generator.json, discriminator.keras
+
+What one run writes into its workdir:
+    config.json                 the resolved configuration (precision, replicas, resolution, classes)
+    checkpoints/ckpt-N.*        G, D, both optimizers, the step, the noise generator (cgan.step)
+    train/events.*              TensorBoard: losses, D's outputs, steps/s, grids, the config
+    samples/step_NNNNNN.png     the fixed-noise grid, one row per class
+    generator.keras, generator.json, discriminator.keras   the latest export (cgan.export)
+    eval/                       evaluation reports (cgan.evaluate)
+"""
+
+import contextlib
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from cgan import export, files, images, run_lock
+from cgan.config import TrainConfig, model_fields, state_fields
+from cgan.errors import UserError
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+SUMMARY_DIR = "train"
+SAMPLES_DIR = "samples"
+
+
+def check_writable(workdir):
+    """Creates the workdir if needed; UserError when it cannot be written."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_test{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"cannot write to --workdir={workdir} ({e.strerror}): choose a writable "
+                        f"folder") from None
+
+
+def check_resumable(config):
+    """Refuses to resume a workdir whose stored config built a different model or checkpoint."""
+    path = os.path.join(config.workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    stored = TrainConfig.from_json(path)
+    for field in model_fields():
+        old, new = getattr(stored, field), getattr(config, field)
+        if old != new:
+            raise UserError(f"{config.workdir} holds a run with --{field}={old}, not {new}: pass "
+                            f"--{field}={old} to resume it, or a new --workdir to start another run")
+    for field in state_fields():
+        old, new = getattr(stored, field), getattr(config, field)
+        if bool(old) != bool(new):
+            raise UserError(f"{config.workdir} holds a run {'with' if old else 'without'} --{field}: pass "
+                            f"--{field}={old} to resume it, or a new --workdir to start another run")
+
+
+@contextlib.contextmanager
+def hold(workdir, worker):
+    """Makes the chief the workdir's only writer for the block (other workers hold nothing).
+
+    Holding the lock, the chief removes what killed runs half-wrote: our `.tmp<pid>_*` files and
+    TensorFlow's interrupted checkpoint writes (cgan.files).
+    """
+    if not worker.is_chief:
+        yield
+        return
+    with run_lock.hold(workdir):
+        files.remove_stale_temporaries(workdir, os.path.join(workdir, CHECKPOINT_DIR))
+        yield
+
+
+def write_config(config, resolved):
+    """Writes config.json (the options plus the values resolved at start); returns its text."""
+    text = config.json_text(**resolved)
+    files.atomic_write_bytes(os.path.join(config.workdir, CONFIG_FILE), text.encode())
+    return text
+
+
+def grid_path(workdir, step):
+    return os.path.join(workdir, SAMPLES_DIR, f"step_{step:06d}.png")
+
+
+def write_grid(workdir, step, grid):
+    """Writes the [H, W, 3] uint8 fixed-noise grid of `step` into samples/."""
+    images.write_png(grid_path(workdir, step), grid)
+
+
+def export_info(train_step):
+    """What travels with the exported generator (generator.json): enough to sample without the workdir."""
+    return {"class_names": list(train_step.class_names), "latent_dim": train_step.config.latent_dim,
+            "resolution": train_step.resolution, "step": int(train_step.step.numpy()),
+            "precision": train_step.policy, "ema": train_step.ema is not None,
+            "config": train_step.config.to_dict()}
+
+
+def export_models(workdir, train_step):
+    """Exports the sampling generator (the EMA one when there is one), D and generator.json."""
+    export.save_models(workdir, train_step.sampling_generator, train_step.discriminator, export_info(train_step))
+
+
+def has_export(workdir):
+    return os.path.exists(os.path.join(workdir, export.GENERATOR_FILE))
+
+
+class CheckpointStore:
+    """The run's checkpoints: restore the latest, save at a step.
+
+    Every worker takes part in saving (MultiWorkerMirroredStrategy needs it); only the chief's copy
+    in checkpoints/ is kept, the others write into a temporary folder removed by `close`.
+    """
+
+    def __init__(self, checkpoint, workdir, max_to_keep, worker):
+        self.directory = os.path.join(workdir, CHECKPOINT_DIR)
+        self.save_dir = (self.directory if worker.is_chief
+                         else os.path.join(workdir, f".worker{worker.index}_tmp"))
+        self.checkpoint = checkpoint
+        self.manager = tf.train.CheckpointManager(checkpoint, self.save_dir, max_to_keep=max_to_keep)
+
+    def restore(self):
+        """Restores the latest checkpoint; returns its path, or None when there is none."""
+        latest = tf.train.latest_checkpoint(self.directory)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return latest
+
+    def save(self, step):
+        self.manager.save(checkpoint_number=step)
+
+    def close(self):
+        if self.save_dir != self.directory:
+            tf.io.gfile.rmtree(self.save_dir)
