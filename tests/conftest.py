@@ -54,7 +54,7 @@ def isic_folders(tmp_path_factory):
 @pytest.fixture(scope="session")
 def isic_data_dir(tmp_path_factory, isic_folders):
     """The fixture prepared once as isic_skin_cancer/real_64 TFRecords; returns the TFDS data_dir."""
-    from data import isic_skin_cancer
+    from cgan import datasets
     data_dir = tmp_path_factory.mktemp("tfds")
-    isic_skin_cancer.prepare("real_64", data_dir=str(data_dir), manual_dir=str(isic_folders))
+    datasets.prepare("isic_skin_cancer/real_64", data_dir=str(data_dir), manual_dir=str(isic_folders))
     return data_dir

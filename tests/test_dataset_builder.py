@@ -18,8 +18,9 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
-from data import isic_skin_cancer
-from data.isic_skin_cancer import CLASS_NAMES, DatasetError
+from cgan import datasets
+from cgan.errors import UserError
+from data.isic_skin_cancer import CLASS_NAMES
 
 KAGGLE_FOLDER = "Skin cancer ISIC The International Skin Imaging Collaboration"
 # Folder names as users have them: any case, spaces or underscores.
@@ -154,13 +155,13 @@ def kaggle_download(tmp_path_factory) -> tuple[pathlib.Path, dict]:
 def built_real_64(kaggle_download, tmp_path_factory):
     manual_dir, expected = kaggle_download
     data_dir = tmp_path_factory.mktemp("tfds")
-    builder = isic_skin_cancer.prepare("real_64", data_dir=str(data_dir), manual_dir=str(manual_dir))
+    builder = datasets.prepare("isic_skin_cancer/real_64", data_dir=str(data_dir), manual_dir=str(manual_dir))
     return builder, expected
 
 
 def test_real_64_counts_labels_and_file_names(built_real_64):
     builder, expected = built_real_64
-    assert isic_skin_cancer.class_names(builder) == CLASS_NAMES
+    assert datasets.class_names(builder) == CLASS_NAMES
     _check_matches_fixture(builder, expected)
     assert builder.info.metadata["skipped_files"] == []
 
@@ -186,7 +187,7 @@ def test_other_manual_dir_layouts(tmp_path, layout):
             (manual_dir / split).rename(manual_dir / split.lower())
             for names in expected[split].values():
                 names[:] = [split.lower() + name[len(split):] for name in names]
-    builder = isic_skin_cancer.prepare("real_64", data_dir=str(tmp_path / "tfds"), manual_dir=str(manual_dir))
+    builder = datasets.prepare("isic_skin_cancer/real_64", data_dir=str(tmp_path / "tfds"), manual_dir=str(manual_dir))
     _check_matches_fixture(builder, expected)
 
 
@@ -196,7 +197,7 @@ def test_bad_files_are_skipped_logged_and_listed_in_metadata(tmp_path, caplog):
     bad = add_bad_files(manual_dir / KAGGLE_FOLDER)
     data_dir = tmp_path / "tfds"
     with caplog.at_level(logging.WARNING):
-        builder = isic_skin_cancer.prepare("real_64", data_dir=str(data_dir), manual_dir=str(manual_dir))
+        builder = datasets.prepare("isic_skin_cancer/real_64", data_dir=str(data_dir), manual_dir=str(manual_dir))
     _check_matches_fixture(builder, expected)
 
     skipped = builder.info.metadata["skipped_files"]
@@ -209,15 +210,15 @@ def test_bad_files_are_skipped_logged_and_listed_in_metadata(tmp_path, caplog):
     # What was saved: metadata.json beside dataset_info.json, and a fresh builder reading it back.
     saved = json.loads((pathlib.Path(builder.data_dir) / "metadata.json").read_text())
     assert saved["skipped_files"] == skipped
-    reloaded = isic_skin_cancer.get_builder("real_64", data_dir=str(data_dir))
+    reloaded = datasets.get_builder("isic_skin_cancer/real_64", data_dir=str(data_dir))
     assert reloaded.is_prepared()
     assert reloaded.info.metadata["skipped_files"] == skipped
 
 
 def _prepare_error(tmp_path, manual_dir, config="real_64") -> str:
-    with pytest.raises(DatasetError) as error:
-        isic_skin_cancer.prepare(config, data_dir=str(tmp_path / "tfds"),
-                                 manual_dir=None if manual_dir is None else str(manual_dir))
+    with pytest.raises(UserError) as error:
+        datasets.prepare(f"isic_skin_cancer/{config}", data_dir=str(tmp_path / "tfds"),
+                         manual_dir="" if manual_dir is None else str(manual_dir))
     assert not (tmp_path / "tfds" / "isic_skin_cancer" / config / "1.0.0").exists()  # nothing half-built
     return str(error.value)
 
@@ -288,56 +289,12 @@ def test_missing_or_empty_manual_dir(tmp_path):
     assert "--manual_dir" in _prepare_error(tmp_path, None)
 
 
-def test_unknown_config_lists_valid_ones():
-    with pytest.raises(DatasetError, match="real_64, real_128, real_256, synthetic_64.*folders_256"):
-        isic_skin_cancer.get_builder("real_32")
-
-
-def test_folders_config_discovers_and_restores_class_names(tmp_path):
-    rng = np.random.default_rng(0)
-    source = tmp_path / "fruit"
-    for split, count in (("Train", 2), ("Test", 1)):
-        for folder in ("Zebra Stripes", "apple", "Mango_Leaf"):
-            for i in range(count):
-                _save(source / split / folder / f"{i}.jpg", _noise_image(rng, 20, 30))
-    data_dir = str(tmp_path / "tfds")
-    builder = isic_skin_cancer.prepare("folders_64", data_dir=data_dir, manual_dir=str(source))
-    names = ("apple", "mango_leaf", "zebra_stripes")
-    assert isic_skin_cancer.class_names(builder) == names
-    train = _examples(builder, "train")
-    assert sorted((names[e["label"]], e["file_name"].decode()) for e in train) == sorted(
-        (normalised, f"Train/{folder}/{i}.jpg")
-        for normalised, folder in zip(names, ("apple", "Mango_Leaf", "Zebra Stripes")) for i in range(2)
-    )
-    assert builder.info.splits["test"].num_examples == 3
-
-    # A fresh process needs only data_dir: the names come back from label.labels.txt.
-    reloaded = isic_skin_cancer.prepare("folders_64", data_dir=data_dir)
-    assert isic_skin_cancer.class_names(reloaded) == names
-    assert len(_examples(reloaded, "test")) == 3
-
-    # The same data_dir with a different folder dataset is refused, not silently reused.
-    other = tmp_path / "other"
-    for split in ("Train", "Test"):
-        _save(other / split / "cats" / "0.jpg", _noise_image(rng, 20, 30))
-    with pytest.raises(DatasetError, match="separate --data_dir"):
-        isic_skin_cancer.get_builder("folders_64", data_dir=data_dir, manual_dir=str(other))
-
-
-def test_folders_config_without_manual_dir_or_data(tmp_path):
-    builder = isic_skin_cancer.get_builder("folders_64", data_dir=str(tmp_path / "tfds"))
-    with pytest.raises(DatasetError, match="not known yet"):
-        isic_skin_cancer.class_names(builder)
-    assert "--manual_dir" in _prepare_error(tmp_path, None, config="folders_64")
-
-
 def test_real_128_shape(tmp_path):
     rng = np.random.default_rng(0)
     for split in ("Train", "Test"):
         for class_name in CLASS_NAMES:
             _save(tmp_path / "data" / split / class_name / "0.jpg", _noise_image(rng, 150, 200))
-    builder = isic_skin_cancer.prepare(
-        "real_128", data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path / "data")
+    builder = datasets.prepare("isic_skin_cancer/real_128", data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path / "data")
     )
     assert builder.info.features["image"].shape == (128, 128, 3)
     images = [e["image"] for e in _examples(builder, "test")]

@@ -12,19 +12,20 @@ import sys
 from absl import app, flags
 
 flags.DEFINE_string("config", "real_64", "Config to build, e.g. real_64, synthetic_128, folders_64.")
-flags.DEFINE_string("data_dir", None, "TFDS data directory; default ~/tensorflow_datasets.")
-flags.DEFINE_string("manual_dir", None, "Folder with Train/ and Test/ class folders (real_* and folders_*).")
+flags.DEFINE_string("data_dir", "", "TFDS data directory; empty = ~/tensorflow_datasets.")
+flags.DEFINE_string("manual_dir", "", "Folder with Train/ and Test/ class folders (real_* and folders_*).")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
-    from data import isic_skin_cancer
+    from cgan import datasets
+    from cgan.errors import UserError
     try:
-        builder = isic_skin_cancer.prepare(FLAGS.config, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir)
-        names = isic_skin_cancer.class_names(builder)
-    except isic_skin_cancer.DatasetError as e:
+        builder = datasets.prepare(f"isic_skin_cancer/{FLAGS.config}", FLAGS.data_dir, FLAGS.manual_dir)
+        names = datasets.class_names(builder)
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(f"{builder.info.full_name} in {builder.data_dir}")
