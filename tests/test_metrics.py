@@ -1,10 +1,11 @@
-"""The metrics on feature arrays with known answers: Fréchet distance, KID, precision/recall, registry."""
+"""The metrics on feature arrays with known answers: Fréchet distance, KID, precision/recall, registry,
+the cross-fitted references with their floors, GAN-test."""
 
 import numpy as np
 import pytest
 
 from cgan import metrics
-from cgan.metrics import frechet, kid, precision_recall
+from cgan.metrics import cas, classifier, cross_fit, frechet, kid, precision_recall
 
 
 def gaussian(rng, n, dim, shift=0.0, scale=1.0):
@@ -120,3 +121,106 @@ def test_registry_computes_all_and_skips_metrics_needing_more_samples():
     assert set(values) == {"fd", "kid", "kid_std", "precision", "recall"}
     small = metrics.compute(gaussian(rng, 3, 5), gaussian(rng, 60, 5))  # 3 real rows: no k=3 neighbours
     assert set(small) == {"fd", "kid", "kid_std"}
+
+
+def test_stratified_halves_split_every_class_and_balance_the_totals():
+    labels = np.array([0] * 7 + [1] * 4 + [2] * 3 + [3] * 1)
+    first, second = cross_fit.stratified_halves(labels, np.random.default_rng(0))
+    assert set(first.tolist()).isdisjoint(second.tolist())
+    assert sorted(first.tolist() + second.tolist()) == list(range(len(labels)))
+    np.testing.assert_array_equal(np.abs(np.bincount(labels[first], minlength=4)
+                                         - np.bincount(labels[second], minlength=4)), [1, 0, 1, 1])
+    assert abs(len(first) - len(second)) <= 1
+    again = cross_fit.stratified_halves(labels, np.random.default_rng(0))
+    np.testing.assert_array_equal(again[0], first)
+    other = cross_fit.stratified_halves(labels, np.random.default_rng(1))
+    assert not np.array_equal(other[0], first)  # the order within classes comes from the generator
+
+
+def test_plan_folds_keep_every_reference_out_of_its_classifiers_half():
+    labels = np.repeat(np.arange(3), [10, 7, 12])
+    folds = cross_fit.plan_folds(labels, seed=3, num_splits=2)
+    assert [f.index for f in folds] == [0, 1]
+    np.testing.assert_array_equal(folds[0].train_indices, folds[1].reference_indices)
+    np.testing.assert_array_equal(folds[1].train_indices, folds[0].reference_indices)
+    for fold in folds:
+        for h1, h2 in fold.split_train_indices():
+            assert set(h1.tolist()).isdisjoint(fold.train_indices.tolist())
+            assert set(h2.tolist()).isdisjoint(fold.train_indices.tolist())
+    assert not np.array_equal(folds[0].splits[0][0], folds[0].splits[1][0])  # the splits differ
+    counts = cross_fit.generated_counts(folds, labels, 3)
+    expected = np.max([np.bincount(labels[f.reference_indices][h1], minlength=3) for f in folds for h1, _ in f.splits],
+                      axis=0)
+    np.testing.assert_array_equal(counts, expected)
+
+
+def _space(rng, shift=0.0, per_class=(12, 8), dim=4, num_splits=2):
+    labels = np.repeat(np.arange(len(per_class)), per_class)
+    reference = rng.normal(0, 1, (len(labels), dim)) + labels[:, None]
+    splits = [cross_fit.stratified_halves(labels, rng) for _ in range(num_splits)]
+    generated = [rng.normal(shift, 1, (count, dim)) + label for label, count in enumerate(per_class)]
+    return cross_fit.FoldFeatures(reference, labels, splits, generated)
+
+
+def test_the_floor_uses_the_generated_figures_sizes_class_mix_and_reference(monkeypatch):
+    calls = []
+    real_compute = metrics.compute
+
+    def recording(real, generated, seed=0, names=None):
+        calls.append((real, generated))
+        return real_compute(real, generated, seed=seed, names=names)
+
+    monkeypatch.setattr(metrics, "compute", recording)
+    space = _space(np.random.default_rng(0))
+    cross_fit.distances_with_floor([space], seed=0)
+    assert len(calls) == 2 * 2 * 3  # splits × (generated, floor) × (overall + 2 classes)
+    for (reference, generated), (floor_reference, held_in) in zip(calls[::2], calls[1::2]):
+        assert reference is floor_reference                 # the same reference H2
+        assert generated.shape == held_in.shape             # the same sample size
+    h1, _ = space.splits[0]
+    overall_generated = calls[0][1]
+    expected = np.concatenate([space.generated[c][:n] for c, n in enumerate(np.bincount(space.labels[h1]))])
+    np.testing.assert_array_equal(overall_generated, expected)  # G is class-mixed like H1
+
+
+def test_generated_like_the_real_data_scores_its_floor_and_a_shift_scores_worse():
+    rng = np.random.default_rng(1)
+    same = cross_fit.distances_with_floor([_space(rng, per_class=(200, 200), num_splits=3)])
+    shifted = cross_fit.distances_with_floor([_space(rng, shift=2.0, per_class=(200, 200), num_splits=3)])
+    assert same[None]["generated"]["fd"] == pytest.approx(same[None]["floor"]["fd"], rel=0.5)
+    assert shifted[None]["generated"]["fd"] > 10 * shifted[None]["floor"]["fd"]
+    assert shifted[1]["generated"]["recall"] < 0.2 < shifted[1]["floor"]["recall"]
+    assert set(same) == {None, 0, 1} and "kid_std" not in same[None]["generated"]
+
+
+def test_generated_sets_smaller_than_h1_are_a_bug():
+    space = _space(np.random.default_rng(2))
+    space.generated[1] = space.generated[1][:1]
+    with pytest.raises(ValueError, match="class 1 needs"):
+        cross_fit.distances_with_floor([space])
+
+
+class _ColourClassifier:
+    """Predicts the label from the red channel: 0 below 128, 1 above."""
+
+    def accuracy_per_class(self, images, labels, class_names):
+        predictions = (images[..., 0].mean(axis=(1, 2)) >= 128).astype(int)
+        return classifier.accuracy_per_class(predictions, labels, class_names)
+
+
+def test_gan_test_is_the_mean_over_classes_of_a_real_classifiers_accuracy():
+    images = np.zeros((6, 2, 2, 3), np.uint8)
+    images[[3, 4], ..., 0] = 255       # class 1: 2 of its 4 images look like class 1
+    labels = np.array([0, 0, 1, 1, 1, 1])
+    overall, per_class = cas.gan_test(_ColourClassifier(), images, labels, ("dark", "red"))
+    assert per_class == {"dark": 1.0, "red": 0.5} and overall == 0.75
+
+
+def test_accuracy_per_class_and_the_data_digest():
+    assert classifier.accuracy_per_class([0, 1, 1, 2], [0, 1, 2, 2], ("a", "b", "c", "d")) == \
+        {"a": 1.0, "b": 1.0, "c": 0.5}
+    images, labels = np.zeros((3, 2, 2, 3), np.uint8), np.array([0, 1, 2])
+    digest = classifier.data_digest(images, labels)
+    assert digest == classifier.data_digest(images.copy(), labels.copy())
+    assert digest != classifier.data_digest(images, labels[::-1])
+    assert digest != classifier.data_digest(images[:2], labels[:2])

@@ -9,9 +9,10 @@ Metrics (each `metric(real, generated, seed) -> dict[str, float]`):
 - `kid`: unbiased MMD² with the cubic polynomial kernel, mean and std over subsets (KID).
 - `precision_recall`: k-NN manifold precision and recall, k = 3.
 
-Feature extractors, beside them: `inception` (Inception-v3 2048-D pool features at 299×299) and
-`classifier` (a small CNN trained on the real train split and cached next to the dataset).
-`cgan.evaluate` combines both with a generator.
+Beside them: the feature extractors `inception` (Inception-v3 2048-D pool features at 299×299) and
+`classifier` (a small CNN trained on real images and cached next to the dataset); `cross_fit` (the
+distances against real images the feature classifier never saw, each with its real-vs-real floor);
+`cas` (GAN-test and the Classification Accuracy Score). `cgan.evaluate` combines them with a generator.
 """
 
 import contextlib

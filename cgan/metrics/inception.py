@@ -71,6 +71,8 @@ class InceptionFeatures:
 
     def __call__(self, images, batch_size=_BATCH):
         """[N, R, R, 3] uint8 -> [N, 2048] float32 numpy."""
+        if len(images) == 0:
+            return np.zeros((0, FEATURE_DIM), np.float32)
         return np.concatenate([self._forward(tf.constant(images[start:start + batch_size])).numpy()
                                for start in range(0, len(images), batch_size)])
 
