@@ -11,9 +11,8 @@ when the two sets come from one distribution. When a subset is a whole set, ever
 same and the std is 0.
 
 Speed: the three kernel matrices over the whole sets are computed once ([N1, N1], [N2, N2],
-[N1, N2]) and every subset's sums come from them by one product with 0/1 indicator columns; for
-Inception features of 2,239 real and ~900 generated images that is ~17 GFLOP instead of ~600 for
-100 subsets computed separately (~0.5 s on 2 cores). Above `_MAX_GRAM_ROWS` rows the kernels are
+[N1, N2]) and every subset's sums come from them by one product with 0/1 indicator columns, a
+fraction of the work of 100 subsets computed separately. Above `_MAX_GRAM_ROWS` rows the kernels are
 computed per subset to bound memory.
 """
 

@@ -4,10 +4,9 @@
     eigenvalues = linalg.eigvalsh(symmetric)             # [D, D] -> [D], ascending
 
 Why not numpy's `@` and `numpy.linalg`: numpy's OpenBLAS runs its own pool of busy-waiting threads,
-and on a CPU shared with TensorFlow (the trainer's `--eval_every`) or with other processes it
-measured 100× slower on the development machine under load: a 921 × 921 `eigvalsh` took 4.8 s
-instead of 0.04 s with one OpenBLAS thread, and 0.06 s with `tf.linalg.eigvalsh`. TensorFlow's
-kernels share its one thread pool. Everything stays float64.
+and on a CPU shared with TensorFlow (the trainer's `--eval_every`) or with other processes those
+threads fight over the cores and an eigenvalue problem can take orders of magnitude longer.
+TensorFlow's kernels share its one thread pool. Everything stays float64.
 """
 
 import numpy as np
