@@ -25,8 +25,8 @@ Classifiers:
   (`cgan.metrics.classifier.build_classifier` / `train_classifier`: four stride-2 convolutions,
   Adam, random flips), trained from scratch at 64×64 whatever the resolution. Why: it needs no
   download, it is small enough to be trained 2 × seeds times on a 2-core CPU (a pretrained-size
-  network is not), and being the evaluation's own recipe its "real" arm is the classifier whose
-  test accuracy `cgan.evaluate` reports, trained with other seeds.
+  network is not), and with the evaluation's own recipe the "real" arm at seed 0 is the classifier
+  whose test accuracy `cgan.evaluate` reports, so the two commands' numbers can be read together.
 - any `keras.applications` model by name (MobileNetV3Small, EfficientNetB0, ResNet50, ...): weights
   None (trained from scratch: nothing is downloaded), the application's own `preprocess_input`,
   the images resized (bilinear) to the smallest input it accepts when the dataset's are smaller,

@@ -27,9 +27,10 @@ Two spaces, each with its own thresholds:
 
 Generated images: `num_per_class` per class, from the seeds `sample.py --export_dir=OUT
 --per_class=num_per_class --seed=SEED` uses (consecutive, class 0's first), so the images checked
-are the ones such an export writes. Outputs: the JSON report, a PNG per space of the 16 closest
-generated/training pairs (generated left, its nearest training image right, class and distance
-above) in <workdir>/eval, and TensorBoard scalars memorisation/<space>/share_below[/<class>]. These
+are the ones such an export writes. Outputs: the JSON report (with, per space, the 16 closest pairs:
+class, seed, the training image's position in the prepared train split, distance), a PNG per space
+of those pairs (generated left, its nearest training image right, class and distance above) in
+<workdir>/eval, and TensorBoard scalars memorisation/<space>/share_below[/<class>]. These
 files show training images: they are for the people who may see the training data; the web page
 never serves them.
 """

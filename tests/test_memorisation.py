@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import dataset_export, export, images, memorisation, sampling
+from cgan import dataset_export, export, memorisation, sampling
 from cgan.errors import UserError
 from cgan.metrics import classifier
 from test_dataset_export import CLASSES, LATENT_DIM, make_imbalanced_run
