@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from benchmarks import baseline
 from benchmarks.machine import clock
-from cgan import input_pipeline, networks
+from cgan import distribute, input_pipeline, networks, step
 from cgan.config import TrainConfig
 
 
@@ -34,11 +34,6 @@ def make_trainer(train_config, policy, class_names, resolution):
     Returns:
         An object with `generator`, `discriminator` and `run_steps(iterator, num_steps)`.
     """
-    try:
-        from cgan import distribute, step
-    except ImportError:   # a checkout whose cgan.train still holds the step and the strategy
-        from cgan import train
-        return train.Trainer(train_config, train.make_strategy(train_config), policy, class_names, resolution)
     return step.TrainStep(train_config, distribute.make_strategy(train_config), policy, class_names, resolution)
 
 

@@ -69,6 +69,8 @@ class TrainConfig:
     batch_size: int = option(16, "Global batch size in images, split over all replicas.", lower=1)
     latent_dim: int = option(100, "Size of the noise vector z.", lower=1, fixes_model=True)
     learning_rate: float = option(2e-4, "Adam learning rate of both networks.", lower=0.0)
+    g_learning_rate: float = option(0.0, "Adam learning rate of G alone; 0 = --learning_rate.", lower=0.0)
+    d_learning_rate: float = option(0.0, "Adam learning rate of D alone; 0 = --learning_rate.", lower=0.0)
     beta_1: float = option(0.5, "Adam beta_1 of both networks.", lower=0.0, upper=1.0)
     beta_2: float = option(0.999, "Adam beta_2 of both networks.", lower=0.0, upper=1.0)
     precision: str = option("auto", "Numeric precision; auto = the fastest safe choice for the device.",
@@ -90,7 +92,27 @@ class TrainConfig:
     ema_start: int = option(0, "Steps during which the EMA only copies G.", lower=0)
     balanced: bool = option(False, "Draw every class equally often (rare classes repeat more); default: the "
                             "data's proportions.")
+    lecam: float = option(0.0, "Weight of the LeCam regulariser on D (Tseng et al., 2021), which keeps D's outputs "
+                          "near moving averages of its outputs on the other kind of image; 0 = off.", lower=0.0,
+                          adds_state=True)
+    lecam_decay: float = option(0.99, "Decay of the LeCam anchors' moving averages.", lower=0.0, upper=0.99999)
+    ada_target: float = option(0.0, "Adaptive augmentation (Karras et al., 2020): apply each --augment op with a "
+                               "probability p tuned so that E[sign D(real)] stays at this target, e.g. 0.6; "
+                               "0 = off (every op always applied).", lower=0.0, upper=1.0, adds_state=True)
+    ada_interval: int = option(4, "Steps between updates of the adaptive augmentation probability.", lower=1)
+    ada_speed_images: int = option(100_000, "Images over which the adaptive augmentation probability may travel "
+                                   "from 0 to 1.", lower=1)
+    transition_start: int = option(0, "Transitional conditioning (Shahbazi et al., 2022): the step at which the "
+                                   "class signal starts to ramp in; before it G and D ignore the label.", lower=0)
+    transition_end: int = option(0, "Transitional conditioning: the step at which the class signal reaches full "
+                                 "strength; 0 = off (conditional from the start).", lower=0, adds_state=True)
     # Architecture (defaults: the baseline's networks).
+    arch: str = option("dcgan", "Networks: dcgan (the baseline's) or resnet (BigGAN-style residual blocks).",
+                       choices=ARCHITECTURES, fixes_model=True)
+    g_channels: int = option(0, "Base width of the resnet G in channels; 0 = the architecture's default.",
+                             lower=0, fixes_model=True)
+    d_channels: int = option(0, "Base width of the resnet D in channels; 0 = the architecture's default.",
+                             lower=0, fixes_model=True)
     g_conditioning: str = option("concat", "How G takes the label: concat (the baseline: z ⊕ embedding) or cbn "
                                  "(conditional batch norm).", choices=GENERATOR_CONDITIONINGS, fixes_model=True)
     g_spectral_norm: bool = option(False, "Spectral normalisation of G's layers.", fixes_model=True)
@@ -129,6 +151,15 @@ class TrainConfig:
         if unknown:
             raise UserError(f"--augment={self.augment}: unknown augmentation {', '.join(unknown)}; use a "
                             f"comma-separated subset of {','.join(AUGMENTATIONS)}")
+        if self.ada_target and not self.augmentations:
+            raise UserError(f"--ada_target={self.ada_target} adapts the --augment ops, but --augment is empty: "
+                            f"pass e.g. --augment=color,translation,cutout, or --ada_target=0")
+        if self.transition_end and self.transition_end < self.transition_start:
+            raise UserError(f"--transition_end={self.transition_end} comes before --transition_start="
+                            f"{self.transition_start}: the class signal must ramp up after it starts")
+        if self.arch == "dcgan" and (self.g_channels or self.d_channels):
+            raise UserError("--g_channels and --d_channels set the resnet's widths: pass --arch=resnet, or "
+                            "leave them at 0")
 
     @property
     def augmentations(self):

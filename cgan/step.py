@@ -18,11 +18,9 @@ cgan.losses states (per-example sum ÷ global batch; replicas' gradients are sum
 
 import tensorflow as tf
 
-from cgan import augment, ema, losses, networks, optimizers, precision
+from cgan import ada, augment, ema, losses, networks, optimizers, precision, schedules
 from cgan.distribute import WorkerInfo
 from cgan.errors import UserError
-
-METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
 class TrainStep:
@@ -50,37 +48,45 @@ class TrainStep:
         self.augment_policy = config.augmentations
         num_classes = len(self.class_names)
         synchronized = strategy.num_replicas_in_sync > 1
+        self.transitional = bool(config.transition_end)
         with strategy.scope():
             try:
                 self.generator = networks.build_generator(
                     resolution, config.latent_dim, num_classes, dtype=policy, synchronized_bn=synchronized,
                     conditioning=config.g_conditioning, spectral_norm=config.g_spectral_norm,
-                    attention_resolution=config.g_attention)
+                    attention_resolution=config.g_attention, architecture=config.arch,
+                    channels=config.g_channels or None, class_strength=self.transitional)
                 self.discriminator = networks.build_discriminator(
                     resolution, num_classes, dtype=policy, synchronized_bn=synchronized,
                     conditioning=config.d_conditioning, norm=config.d_norm,
-                    attention_resolution=config.d_attention)
+                    attention_resolution=config.d_attention, architecture=config.arch,
+                    channels=config.d_channels or None, class_strength=self.transitional)
             except ValueError as e:
                 raise UserError(f"{e} (check the architecture flags)") from None
-            self.g_optimizer = self._make_optimizer()
-            self.d_optimizer = self._make_optimizer()
+            self.g_optimizer = self._make_optimizer(config.g_learning_rate or config.learning_rate)
+            self.d_optimizer = self._make_optimizer(config.d_learning_rate or config.learning_rate)
             # Built eagerly: an optimizer first built inside strategy.run in a tf.function fails.
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.ema = (ema.GeneratorEMA(self.generator, config.ema_decay, config.ema_start)
                         if config.ema_decay else None)
+            self.lecam = losses.LeCamAnchors(config.lecam_decay) if config.lecam else None
+            self.ada = (ada.AdaptiveAugment(config.ada_target, config.ada_interval, config.ada_speed_images)
+                        if config.ada_target else None)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.noise = tf.random.Generator.from_seed(config.seed)
-        tracked = {"ema_generator": self.ema.model} if self.ema else {}
+        # Options add their state only when they are on, so checkpoints of runs without them stay as they were.
+        optional = {"ema_generator": self.ema.model if self.ema else None, "lecam": self.lecam, "ada": self.ada}
         self.checkpoint = tf.train.Checkpoint(step=self.step, generator=self.generator,
                                               discriminator=self.discriminator,
                                               g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
-                                              noise=self.noise, **tracked)
+                                              noise=self.noise, **{k: v for k, v in optional.items() if v})
+        self.metric_names = ("d_loss", "g_loss", "d_real", "d_fake") + ("lecam_loss",) * bool(self.lecam) \
+            + ("ada_p", "ada_rt") * bool(self.ada) + ("class_strength",) * self.transitional
         self._compiled_steps = tf.function(self._steps, reduce_retracing=True)
 
-    def _make_optimizer(self):
-        optimizer = optimizers.FusedAdam(self.config.learning_rate, beta_1=self.config.beta_1,
-                                         beta_2=self.config.beta_2)
+    def _make_optimizer(self, learning_rate):
+        optimizer = optimizers.FusedAdam(learning_rate, beta_1=self.config.beta_1, beta_2=self.config.beta_2)
         return precision.wrap_optimizer(optimizer, self.policy)
 
     @property
@@ -102,17 +108,41 @@ class TrainStep:
 
     def _steps(self, iterator, num_steps):
         """Runs num_steps steps; returns the last step's metrics (global means)."""
-        metrics = {name: tf.constant(0.0) for name in METRICS}
+        metrics = {name: tf.constant(0.0) for name in self.metric_names}
         for _ in tf.range(num_steps):
             images, labels = next(iterator)                   # [GB / workers, R, R, 3], [GB / workers]
             z = self._worker_rows(self.noise.normal([self.config.batch_size, self.config.latent_dim]))
             aug = self._worker_augment_params()
+            strength = self._set_class_strength(self.generator, self.discriminator)
             per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z, aug))
             if self.ema:
                 self.ema.update(self.step)
-            metrics = {name: self.strategy.reduce("SUM" if name.endswith("_loss") else "MEAN",
-                                                  per_replica[name], axis=None) for name in METRICS}
+                self._set_class_strength(self.ema.model)  # follows the schedule, not a lagging mean of it
             self.step.assign_add(1)
+            metrics = self._metrics(per_replica, strength)
+        return metrics
+
+    def _set_class_strength(self, *models):
+        """Sets λ of the transitional schedule at this step in `models`; returns it (None when off)."""
+        if not self.transitional:
+            return None
+        strength = schedules.class_strength(self.step, self.config.transition_start, self.config.transition_end)
+        for model in models:
+            networks.set_class_strength(model, strength)
+        return strength
+
+    def _metrics(self, per_replica, strength):
+        """The step's global metrics: losses summed over replicas (see cgan.losses), the rest averaged.
+
+        Also updates the adaptive augmentation probability, which acts on the step just counted.
+        """
+        metrics = {name: self.strategy.reduce("SUM" if name.endswith("_loss") else "MEAN", value, axis=None)
+                   for name, value in per_replica.items()}
+        if self.ada:
+            self.ada.update(self.step)
+            metrics.update(self.ada.metrics())
+        if strength is not None:
+            metrics["class_strength"] = strength
         return metrics
 
     def _worker_rows(self, values):
@@ -121,10 +151,12 @@ class TrainStep:
         return values[self.worker.index * per_worker:(self.worker.index + 1) * per_worker]
 
     def _worker_augment_params(self):
-        """[3, GB / workers, NUM_PARAMS]: real and fake for the D update, fake for the G update."""
+        """[3, GB / workers, P]: real and fake for the D update, fake for the G update (P: augment's widths)."""
+        adaptive = self.ada is not None
         if not self.augment_policy:
             return tf.zeros([3, self.config.batch_size // self.worker.num_workers, augment.NUM_PARAMS])
-        params = [self._worker_rows(augment.random_params(self.noise, self.config.batch_size)) for _ in range(3)]
+        params = [self._worker_rows(augment.random_params(self.noise, self.config.batch_size, adaptive=adaptive))
+                  for _ in range(3)]
         return tf.stack(params)
 
     def _sliced_step(self, images, labels, z, aug):
@@ -139,8 +171,11 @@ class TrainStep:
     # The GAN math of one replica.
 
     def _augment(self, images, params):
-        """D's view of a batch: DiffAugment when --augment is set, the images themselves otherwise."""
-        return augment.diff_augment(images, params, self.augment_policy) if self.augment_policy else images
+        """D's view of a batch: DiffAugment when --augment is set (each op with probability p under
+        --ada_target), the images themselves otherwise."""
+        if not self.augment_policy:
+            return images
+        return augment.diff_augment(images, params, self.augment_policy, strength=self.ada.p if self.ada else None)
 
     def _replica_step(self, images, labels, z, aug):
         """One D and one G update on this replica's slice, from one generator forward pass.
@@ -150,7 +185,7 @@ class TrainStep:
         forward pass (recorded by the outer tape while the D update is kept off it) is still the one
         G's gradient needs.
 
-        Shapes: images [b, R, R, 3], labels [b], z [b, latent], aug [3, b, augment.NUM_PARAMS].
+        Shapes: images [b, R, R, 3], labels [b], z [b, latent], aug [3, b, P].
         """
         config, batch = self.config, self.config.batch_size
         fake_labels = labels
@@ -167,6 +202,14 @@ class TrainStep:
                                                       fake_labels], training=True)
                     d_loss = losses.discriminator_loss(real_logits, fake_logits, batch, kind=config.loss)
                     d_total = d_loss
+                    extra = {}
+                    if self.ada:
+                        self.ada.accumulate(real_logits)
+                    if self.lecam:
+                        anchor_real, anchor_fake = self.lecam.update(real_logits, fake_logits)
+                        extra["lecam_loss"] = losses.lecam_penalty(real_logits, fake_logits, anchor_real,
+                                                                   anchor_fake, batch)
+                        d_total += config.lecam * extra["lecam_loss"]
                     if config.r1_gamma:
                         r1 = losses.r1_penalty(self.discriminator, images, labels, batch,
                                                augment=lambda x: self._augment(x, aug[0]))
@@ -185,4 +228,4 @@ class TrainStep:
 
         d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
         d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
-        return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+        return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake, **extra}

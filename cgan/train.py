@@ -36,7 +36,7 @@ class _Run:
     config: object
     worker: distribute.WorkerInfo
     train_step: step.TrainStep
-    store: workdir.CheckpointStore
+    store: object               # cgan.checkpoints.CheckpointStore
     writer: object
     evaluator: object = None
 
@@ -69,13 +69,9 @@ def _train(config, strategy, worker):
                  strategy.num_replicas_in_sync, worker.num_workers, policy)
 
     train_step = step.TrainStep(config, strategy, policy, class_names, resolution, worker)
-    store = workdir.CheckpointStore(train_step.checkpoint, config.workdir, config.keep_checkpoints, worker)
-    restored = store.restore()
+    store = workdir.checkpoint_store(train_step.checkpoint, config, worker)
+    store.restore()   # the newest readable checkpoint, if any; it says which
     restored_step = int(train_step.step.numpy())
-    if restored:
-        logging.info("Restored step %d from %s", restored_step, restored)
-    else:
-        logging.info("No checkpoint in %s: starting at step 0", store.directory)
     resolved = {"resolved_precision": policy, "num_replicas": strategy.num_replicas_in_sync,
                 "num_workers": worker.num_workers, "resolution": resolution, "class_names": list(class_names),
                 "num_train_images": len(train_images)}
@@ -97,7 +93,7 @@ def _train(config, strategy, worker):
     with signals.StopRequest() as stop:
         last_step, metrics, stopped = _loop(run, iter(dataset), restored_step, stop)
     run.writer.flush()
-    store.close()
+    workdir.close_checkpoint_store(store)
     return TrainResult(last_step, restored_step, stopped, metrics)
 
 

@@ -20,9 +20,8 @@ import contextlib
 import os
 
 import tensorflow as tf
-from absl import logging
 
-from cgan import export, files, images, run_lock
+from cgan import checkpoints, export, files, images, run_lock
 from cgan.config import TrainConfig, model_fields, state_fields
 from cgan.errors import UserError
 
@@ -111,30 +110,20 @@ def has_export(workdir):
     return os.path.exists(os.path.join(workdir, export.GENERATOR_FILE))
 
 
-class CheckpointStore:
-    """The run's checkpoints: restore the latest, save at a step.
 
-    Every worker takes part in saving (MultiWorkerMirroredStrategy needs it); only the chief's copy
-    in checkpoints/ is kept, the others write into a temporary folder removed by `close`.
+def checkpoint_store(checkpoint, config, worker):
+    """The run's CheckpointStore (cgan.checkpoints) in checkpoints/.
+
+    Every worker takes part in saving (MultiWorkerMirroredStrategy needs it); only the chief's copy is
+    kept and only the chief may move damaged checkpoints aside. The others save into a scratch
+    folder that `close_checkpoint_store` removes.
     """
+    directory = os.path.join(config.workdir, CHECKPOINT_DIR)
+    scratch = None if worker.is_chief else os.path.join(config.workdir, f".worker{worker.index}_tmp")
+    return checkpoints.CheckpointStore(checkpoint, directory, config.keep_checkpoints, save_dir=scratch,
+                                       may_modify=worker.is_chief)
 
-    def __init__(self, checkpoint, workdir, max_to_keep, worker):
-        self.directory = os.path.join(workdir, CHECKPOINT_DIR)
-        self.save_dir = (self.directory if worker.is_chief
-                         else os.path.join(workdir, f".worker{worker.index}_tmp"))
-        self.checkpoint = checkpoint
-        self.manager = tf.train.CheckpointManager(checkpoint, self.save_dir, max_to_keep=max_to_keep)
 
-    def restore(self):
-        """Restores the latest checkpoint; returns its path, or None when there is none."""
-        latest = tf.train.latest_checkpoint(self.directory)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        return latest
-
-    def save(self, step):
-        self.manager.save(checkpoint_number=step)
-
-    def close(self):
-        if self.save_dir != self.directory:
-            tf.io.gfile.rmtree(self.save_dir)
+def close_checkpoint_store(store):
+    if store.save_dir != store.directory:
+        tf.io.gfile.rmtree(store.save_dir)

@@ -58,6 +58,10 @@ def test_nested_flagfile_overrides_only_what_differs(tmp_path):
     (dict(dataset="isic_skin_cancer/real_32"), "unknown --dataset=isic_skin_cancer/real_32"),
     (dict(workdir=""), "--workdir is required"),
     (dict(batch_size="16"), "--batch_size='16' is not an integer"),
+    (dict(ada_target=0.6), "--augment is empty"),
+    (dict(transition_start=500, transition_end=100), "--transition_end=100 comes before --transition_start=500"),
+    (dict(g_channels=32), "pass --arch=resnet"),
+    (dict(arch="stylegan"), "--arch=stylegan is not a choice: use one of dcgan, resnet"),
 ])
 def test_bad_values_are_one_line_user_errors(changes, message):
     values = {"workdir": "runs/x", **changes}
@@ -85,4 +89,5 @@ def test_json_round_trip_ignores_resolved_values_and_unknown_keys(tmp_path):
 def test_model_and_state_fields_come_from_the_field_definitions():
     assert {"dataset", "latent_dim", "g_conditioning", "d_norm", "d_attention"} <= set(config_lib.model_fields())
     assert "batch_size" not in config_lib.model_fields()
-    assert "ema_decay" in config_lib.state_fields()
+    assert {"ema_decay", "lecam", "ada_target", "transition_end"} <= set(config_lib.state_fields())
+    assert {"arch", "g_channels", "d_channels"} <= set(config_lib.model_fields())

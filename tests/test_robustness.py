@@ -183,9 +183,19 @@ _ALL_OPTIONS = dict(ema_decay=0.9, ema_start=1, r1_gamma=1.0, loss="hinge", bala
                     d_norm="spectral", d_attention=16, mode_seeking=1.0)
 
 
+# The limited-data options, each with state or a schedule that a resume must continue exactly: LeCam's
+# anchors, the adaptive augmentation probability and its accumulators (moving every step here), the
+# class-signal ramp across the resume point, and the residual networks.
+_SMALL_DATA_OPTIONS = dict(arch="resnet", g_channels=8, d_channels=8, d_conditioning="projection",
+                           d_norm="spectral", loss="hinge", lecam=0.1, ada_target=0.6, ada_interval=1,
+                           ada_speed_images=16, transition_start=1, transition_end=3, ema_decay=0.9,
+                           g_learning_rate=1e-4, d_learning_rate=4e-4)
+
+
 @pytest.mark.parametrize("replicas,options", [(1, {}), (2, dict(augment="color,translation,cutout")),
-                                              (2, dict(augment="color,translation,cutout", **_ALL_OPTIONS))],
-                         ids=["seed", "augment", "all-options"])
+                                              (2, dict(augment="color,translation,cutout", **_ALL_OPTIONS)),
+                                              (2, dict(augment="color,translation,cutout", **_SMALL_DATA_OPTIONS))],
+                         ids=["baseline", "augment", "all-options", "small-data-options"])
 def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas, options):
     common = dict(deterministic=True, cpu_replicas=replicas, steps_per_call=2, **options)
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
@@ -197,6 +207,8 @@ def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas
     if "ema_decay" in options:
         ema = [name for name in a if name.startswith("ema_generator/")]
         assert ema and any("spectral" in name or "/u/" in name or "vector" in name for name in a), sorted(a)[:40]
+    if "lecam" in options:
+        assert any(name.startswith("lecam/") for name in a) and any(name.startswith("ada/") for name in a)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
