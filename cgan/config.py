@@ -129,7 +129,8 @@ class TrainConfig:
     summary_every: int = option(100, "Steps between TensorBoard scalars and progress lines.", lower=1)
     image_every: int = option(1000, "Steps between image grids.", lower=1)
     keep_checkpoints: int = option(3, "Checkpoints kept on disk.", lower=1)
-    eval_every: int = option(0, "Steps between quality evaluations (cgan.evaluate), logged to TensorBoard "
+    eval_every: int = option(0, "Steps between quality evaluations (cgan.evaluate: GAN-test, classifier FD and "
+                             "recall per class; CAS only in python -m cgan.evaluate), logged to TensorBoard "
                              "under eval/; 0 = never.", lower=0)
     eval_num_per_class: int = option(50, "Generated images per class in each evaluation.", lower=2)
     inception_weights: str = option("imagenet", "Inception-v3 weights for FID/KID in evaluations: imagenet "

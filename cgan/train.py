@@ -84,8 +84,11 @@ def _train(config, strategy, worker):
         return TrainResult(restored_step, restored_step, False, {})
     if config.eval_every and worker.is_chief:
         from cgan import evaluate  # imports the metric models only when evaluation is asked for
+        # CAS trains a classifier on generated images at every evaluation: for the report
+        # (python -m cgan.evaluate), not for the curves.
         run.evaluator = evaluate.Evaluator(builder, class_names, resolution, num_per_class=config.eval_num_per_class,
-                                           seed=config.seed, inception_weights=config.inception_weights)
+                                           seed=config.seed, inception_weights=config.inception_weights,
+                                           train_cas=False)
 
     dataset = input_pipeline.train_dataset(train_images, train_labels, config.batch_size, config.seed,
                                            start_step=restored_step, num_workers=worker.num_workers,
@@ -195,7 +198,8 @@ def _evaluate(run, step_number):
     started = time.perf_counter()
     values = run.evaluator.evaluate(run.train_step.sampling_generator, run.config.latent_dim)
     evaluate.write_scalars(run.writer, values, step_number)
-    shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("cas", "classifier_fd", "fid") if k in values)
+    shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("gan_test", "classifier_fd", "classifier_fd_ratio",
+                                                        "classifier_recall_class_min", "fid") if k in values)
     logging.info("eval at step %d: %s  (%.1f s)", step_number, shown, time.perf_counter() - started)
 
 

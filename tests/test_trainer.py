@@ -149,11 +149,12 @@ def test_eval_every_logs_quality_metrics(tmp_path, isic_folders):
                  f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={isic_folders}", "--batch_size=4",
                  "--train_steps=2", "--eval_every=2", "--eval_num_per_class=4", "--inception_weights=none",
                  "--summary_every=1", "--precision=float32")
-    assert "eval at step 2: cas" in result.stderr
+    assert "eval at step 2: gan_test" in result.stderr
     values = read_scalars(str(workdir / "train"))
-    assert [step for step, _ in values["eval/cas"]] == [2]
-    cas = float(tf.make_ndarray(values["eval/cas"][0][1].tensor))
-    assert 0.0 <= cas <= 1.0 and "eval/cas/melanoma" in values and "eval/classifier_fd" in values
+    assert [step for step, _ in values["eval/gan_test"]] == [2]
+    gan_test = float(tf.make_ndarray(values["eval/gan_test"][0][1].tensor))
+    assert 0.0 <= gan_test <= 1.0 and "eval/gan_test/melanoma" in values and "eval/classifier_fd" in values
+    assert "eval/classifier_recall/melanoma" in values and "eval/cas" not in values  # CAS: the report's
 
 
 def test_ema_generator_is_exported_and_required_to_resume(tmp_path, isic_data_dir):
