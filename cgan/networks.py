@@ -137,7 +137,8 @@ def _channels(resolution):
 
 
 def feature_sides(resolution):
-    """Sides of both networks' hidden feature maps, (8, 16, ..., resolution/2): where attention may go."""
+    """Sides of the hidden feature maps where attention may go, in both networks and both architectures:
+    (8, 16, ..., resolution/2)."""
     return tuple(BASE_SIZE << i for i in range(_num_blocks(resolution)))
 
 
