@@ -32,6 +32,7 @@ DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
 DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
 AUGMENTATIONS = ("color", "translation", "cutout")                    # cgan.augment
 STRATEGIES = ("mirrored", "multi_worker")                             # cgan.distribute
+JIT_COMPILES = ("auto", "true", "false")                              # cgan.distribute
 DATASET_BUILDER = "isic_skin_cancer"                                  # data/isic_skin_cancer
 DATASET_SOURCES = ("real", "synthetic", "folders")
 DATASET_RESOLUTIONS = (64, 128, 256)
@@ -143,6 +144,8 @@ class TrainConfig:
     cpu_replicas: int = option(1, "Without GPUs: split the CPU into this many MirroredStrategy replicas.", lower=1)
     deterministic: bool = option(False, "Deterministic kernels: bitwise-reproducible runs and resumes on the CPU "
                                  "(slower).")
+    jit_compile: str = option("auto", "XLA compilation of each replica's training step: true, false, or auto (on where "
+                              "a GPU is visible, off on CPUs).", choices=JIT_COMPILES)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
