@@ -32,6 +32,7 @@ DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
 DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
 AUGMENTATIONS = ("color", "translation", "cutout")                    # cgan.augment
 STRATEGIES = ("mirrored", "multi_worker")                             # cgan.distribute
+INPUT_MODES = ("auto", "memory", "stream")                             # cgan.input_pipeline
 JIT_COMPILES = ("auto", "true", "false")                              # cgan.distribute
 DATASET_BUILDER = "isic_skin_cancer"                                  # data/isic_skin_cancer
 DATASET_SOURCES = ("real", "synthetic", "folders")
@@ -65,6 +66,12 @@ class TrainConfig:
                           fixes_model=True)
     data_dir: str = option("", "TFDS data directory for the prepared dataset; empty = ~/tensorflow_datasets.")
     manual_dir: str = option("", "Folder with the Train/ and Test/ class folders (real_* and folders_* datasets).")
+    input: str = option("auto", "Training input: memory (decode the whole train split into memory once), stream (read "
+                        "and decode each batch's images from disk; the first use writes an ArrayRecord copy of the "
+                        "prepared dataset beside its TFRecord files) or auto (memory unless the decoded split is "
+                        "larger than --input_memory_budget). Both give the same batches.", choices=INPUT_MODES)
+    input_memory_budget: int = option(2048, "Decoded train split size in MiB (images × height × width × 3 bytes) "
+                                      "above which --input=auto streams.", lower=0)
     # Optimisation.
     train_steps: int = option(100_000, "Total steps (one D and one G update each).", lower=1)
     batch_size: int = option(16, "Global batch size in images, split over all replicas.", lower=1)
