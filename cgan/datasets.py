@@ -14,13 +14,27 @@
 config is made from the folders). This module is the one place that turns that name into a
 prepared builder, for the trainer, the evaluation and `python -m data.isic_skin_cancer`. Every
 problem the user can fix is a UserError whose message says what is wrong and what to do.
+
+Datasets are prepared as TFRecord files, read from the start by `as_dataset`. The streaming input
+(cgan.input_stream) reads examples by index, which needs ArrayRecord files: `add_array_record(builder)`
+writes an ArrayRecord copy of every shard beside its TFRecord file, once per data_dir, and lists
+`array_record` in dataset_info.json as an alternative format. The TFRecord files stay the default
+format, so `as_dataset` reads what it read before:
+
+    datasets.add_array_record(builder)                   # no-op once written
+    source = tfds.builder_from_directory(builder.data_dir, file_format="array_record").as_data_source("train")
 """
 
 import os
 import re
 
+from absl import logging
+
+from cgan import files
 from cgan.config import DATASET_BUILDER
 from cgan.errors import UserError
+
+ARRAY_RECORD = "array_record"
 
 
 def _builder_module():
@@ -137,3 +151,92 @@ def class_names(builder):
         raise UserError(f"the classes of {builder.builder_config.name} are not known yet: prepare it with "
                         "--manual_dir=<folder with Train/ and Test/> first")
     return tuple(label.names)
+
+
+def add_array_record(builder):
+    """Writes an ArrayRecord copy of each TFRecord shard of a prepared dataset beside it, once.
+
+    Record order is kept shard by shard, so record i of an ArrayRecord shard is record i of its
+    TFRecord shard. Every shard is written to a temporary and renamed, dataset_info.json (which then
+    lists `array_record` as an alternative format) last: several workers may call this at once on a
+    shared data_dir, and a run killed part way converts only the missing shards next time.
+
+    Args:
+        builder: a prepared `tfds.core.DatasetBuilder` stored as TFRecord.
+
+    Returns:
+        True if files were written, False if the copy was already there.
+
+    Raises:
+        UserError: the data_dir lacks the space for the copy or cannot be written.
+    """
+    from tensorflow_datasets.core import dataset_info as dataset_info_lib
+    from tensorflow_datasets.core import file_adapters
+
+    info_proto = dataset_info_lib.read_proto_from_builder_dir(builder.data_dir)
+    if ARRAY_RECORD == info_proto.file_format or ARRAY_RECORD in info_proto.alternative_file_formats:
+        return False
+    adapters = file_adapters.ADAPTER_FOR_FORMAT
+    reader = adapters[file_adapters.FileFormat.from_value(info_proto.file_format or "tfrecord")]
+    writer = adapters[file_adapters.FileFormat.ARRAY_RECORD]
+    shards = []                                   # (TFRecord path, ArrayRecord path, records, bytes)
+    for split_info in builder.info.splits.values():
+        template = split_info.filename_template
+        copy_template = template.replace(filetype_suffix=ARRAY_RECORD)
+        num_shards = len(split_info.shard_lengths)
+        shard_bytes = split_info.num_bytes // max(num_shards, 1)
+        for index, length in enumerate(split_info.shard_lengths):
+            shards.append((template.sharded_filepath(shard_index=index, num_shards=num_shards),
+                           copy_template.sharded_filepath(shard_index=index, num_shards=num_shards),
+                           length, shard_bytes))
+    missing = [shard for shard in shards if not shard[1].exists()]
+    if missing:
+        needed = sum(shard[3] for shard in missing)
+        _check_free_space(builder.data_dir, needed)
+        logging.info("Writing an ArrayRecord copy of %s beside its TFRecord files in %s (once; about %d MiB)",
+                     builder.info.full_name, builder.data_dir, needed >> 20)
+    for source, target, length, _ in missing:
+        def save(tmp, source=source, length=length):
+            records = enumerate(reader.make_tf_data(source).as_numpy_iterator())
+            writer.write_examples(tmp, records)
+            written = writer.num_examples(tmp)
+            if written != length:
+                raise ValueError(f"{source}: {written} records copied, dataset_info.json says {length}")
+        _write_shard(save, os.fspath(target))
+    if ARRAY_RECORD not in info_proto.alternative_file_formats:
+        info_proto.alternative_file_formats.append(ARRAY_RECORD)
+    info_path = os.path.join(os.fspath(builder.data_dir), "dataset_info.json")
+    files.atomic_write_bytes(info_path, dataset_info_lib.get_dataset_info_json(info_proto).encode())
+    return True
+
+
+def _check_free_space(data_dir, needed_bytes):
+    mount, free = files.filesystem(os.fspath(data_dir))
+    if needed_bytes > free:
+        raise UserError(f"the streaming input needs an ArrayRecord copy of the dataset in {data_dir} (about "
+                        f"{needed_bytes >> 20} MiB) but {mount} has {free >> 20} MiB free: free space there, or pass "
+                        "--input=memory to read the TFRecord files into memory instead")
+
+
+def _write_shard(save, path):
+    """save(temporary), then the rename; a fault of the storage becomes a one-line UserError about `path`."""
+    tmp = files.temporary_path(path)
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        # The ArrayRecord writer reports a failed write as a RuntimeError carrying the system's text.
+        number = files.storage_errno(error) if isinstance(error, OSError) else next(
+            (n for n in files.STORAGE_ERRNOS if os.strerror(n) in str(error)), None)
+        if number is None:
+            raise
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        mount, free = files.filesystem(path)
+        raise UserError(f"cannot write {path}, part of the ArrayRecord copy the streaming input reads "
+                        f"({os.strerror(number)}; {free >> 20} MiB free on {mount}): make {os.path.dirname(path)} "
+                        "writable with enough space and rerun, or pass --input=memory to read the TFRecord files "
+                        "into memory instead") from error
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

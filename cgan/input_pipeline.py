@@ -1,13 +1,23 @@
-"""Training input: a prepared TFDS split held in memory, shuffled each epoch, in global batches.
+"""Training input: a prepared TFDS split, shuffled each epoch, in global batches; in memory or streamed.
 
     builder = datasets.prepare_dataset(config)                      # cgan.datasets
-    images, labels = input_pipeline.load_split(builder, "train")    # [N, R, R, 3] uint8, [N] int32
-    dataset = input_pipeline.train_dataset(images, labels, global_batch_size=16, seed=0, start_step=0,
-                                           balanced=False)     # True: every class equally often
+    train = input_pipeline.open_split(builder, "train", mode="auto", memory_budget_mib=2048)
+    train.mode, train.num_examples, train.resolution               # "memory" or "stream", N, R
+    dataset = train.dataset(global_batch_size=16, seed=0, start_step=0,
+                            balanced=False)                         # True: every class equally often
     for images, labels in dataset: ...                               # [16, R, R, 3] float32 in [-1, 1], [16] int32
 
-Why in memory: the decoded uint8 split is small (ISIC at 64×64: 2,239 × 12 KiB = 27 MiB; at 256×256:
-440 MiB), so decoding happens once and each step only gathers.
+    # The in-memory input on its own:
+    images, labels = input_pipeline.load_split(builder, "train")    # [N, R, R, 3] uint8, [N] int32
+    dataset = input_pipeline.train_dataset(images, labels, global_batch_size=16, seed=0)
+
+Two sources, one stream. `memory` decodes the split once into a uint8 array and each step gathers from
+it (ISIC at 64×64: 2,239 × 12 KiB = 27 MiB; at 256×256: 440 MiB). `stream` reads and decodes only
+each batch's examples, by index, from the dataset's ArrayRecord copy (cgan.input_stream; written
+beside the TFRecord files on first use), for splits larger than memory. `auto` streams when the
+decoded split (N · R · R · 3 bytes) exceeds `memory_budget_mib` MiB, so small datasets stay in memory
+exactly as before. Both sources index the split in the same stored order and share everything below,
+so they give the same batches, bitwise: a run may resume with the other one.
 
 Why no shuffle buffer: the stream is a pure function of (seed, position). Example number p of the
 infinite stream is `permutation(seed, epoch = p // N)[p % N]`, a full reshuffle every epoch computed
@@ -23,18 +33,23 @@ position's class is uniform over classes and the counts are exactly equal every 
 class c the stream walks per-class epochs: the r-th draw of class c is
 `permutation(seed, c, epoch = r // N_c)[r % N_c]` over its N_c examples, so every example of a class
 is seen once per pass over that class (sampling without replacement within a pass, not independent
-draws): a rare class repeats its examples more often, never some of them more than others.
+draws): a rare class repeats its examples more often, never some of them more than others. The
+streaming source needs every example's label for this: one pass over the split's records at start.
 
 Multi-worker: every worker builds the same global batches and keeps its own slice of each, so the
-data a step sees does not depend on how many workers share it.
+data a step sees does not depend on how many workers share it; a streaming worker reads only its slice.
 """
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from cgan import input_stream
+from cgan.config import INPUT_MODES
 from cgan.errors import UserError
 
 _INDEX_SHUFFLE_ROUNDS = 4
+_MIB = 1 << 20
 
 
 def load_split(builder, split):
@@ -47,10 +62,8 @@ def load_split(builder, split):
     Returns:
         (images [N, R, R, 3] uint8, labels [N] int32) as numpy arrays, in the split's stored order.
     """
-    if split not in builder.info.splits:
-        raise UserError(f"dataset {builder.info.full_name} has no split '{split}'; it has "
-                        f"{sorted(builder.info.splits.keys())}")
-    dataset = builder.as_dataset(split=split, shuffle_files=False)
+    _check_split(builder, split)
+    dataset = builder.as_dataset(split=split, shuffle_files=False, read_config=input_stream.read_config())
     dataset = dataset.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     images, labels = [], []
@@ -58,9 +71,19 @@ def load_split(builder, split):
         images.append(image_batch)
         labels.append(label_batch)
     if not images:
-        raise UserError(f"split '{split}' of {builder.info.full_name} is empty: rebuild the dataset "
-                        f"from a folder with images in every class")
+        raise _empty_split(builder, split)
     return np.concatenate(images), np.concatenate(labels)
+
+
+def _check_split(builder, split):
+    if split not in builder.info.splits:
+        raise UserError(f"dataset {builder.info.full_name} has no split '{split}'; it has "
+                        f"{sorted(builder.info.splits.keys())}")
+
+
+def _empty_split(builder, split):
+    return UserError(f"split '{split}' of {builder.info.full_name} is empty: rebuild the dataset "
+                     f"from a folder with images in every class")
 
 
 def normalise(images):
@@ -122,7 +145,7 @@ def balanced_indices(positions, labels, seed):
 
 def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
                   balanced=False):
-    """The infinite, reshuffled, batched and normalised training stream.
+    """The infinite, reshuffled, batched and normalised training stream of a split held in memory.
 
     Args:
         images: [N, R, R, 3] uint8 array of the whole split.
@@ -142,25 +165,133 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
     num_examples = len(images)
     if len(labels) != num_examples:
         raise ValueError(f"{num_examples} images but {len(labels)} labels")
+    label_values = np.asarray(labels)
+    images = tf.constant(images)
+    labels = tf.constant(labels, tf.int32)
+
+    def gather(indices):                                                 # [B] int64
+        return tf.gather(images, indices), tf.gather(labels, indices)
+
+    return indexed_dataset(gather, num_examples, global_batch_size, seed, start_step, num_workers, worker_index,
+                           balanced_labels=label_values if balanced else None)
+
+
+def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False):
+    """The training stream of `train_dataset`, read batch by batch from disk instead of from memory.
+
+    Args:
+        reader: an `input_stream.SplitReader` of the split.
+        Others: as `train_dataset`.
+
+    Returns:
+        the `train_dataset` of the same split, bitwise.
+    """
+    return indexed_dataset(reader.fetch, reader.num_examples, global_batch_size, seed, start_step, num_workers,
+                           worker_index, balanced_labels=reader.labels() if balanced else None)
+
+
+def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
+                    balanced_labels=None):
+    """The stream over examples 0 .. N - 1 of a split, whatever holds them.
+
+    Args:
+        fetch: TensorFlow function of [B] int64 example indices -> (images [B, R, R, 3] uint8, labels [B] int32).
+        num_examples: N.
+        global_batch_size, seed, start_step, num_workers, worker_index: as `train_dataset`.
+        balanced_labels: None for every example once per epoch; the [N] labels for the class-balanced stream.
+
+    Returns:
+        as `train_dataset`.
+    """
     if global_batch_size % num_workers:
         raise UserError(f"--batch_size={global_batch_size} cannot be split over {num_workers} workers: "
                         f"use a multiple of {num_workers}")
     per_worker = global_batch_size // num_workers
-    if balanced:
-        label_values = np.asarray(labels)
-        to_indices = lambda positions: balanced_indices(positions, label_values, seed)
+    if balanced_labels is not None:
+        to_indices = lambda positions: balanced_indices(positions, balanced_labels, seed)
     else:
         to_indices = lambda positions: shuffled_indices(positions, num_examples, seed)
-    images = tf.constant(images)
-    labels = tf.constant(labels, tf.int32)
 
-    def gather(positions):                                               # [GB] int64
+    def batch(positions):                                                # [GB] int64
         positions = positions[worker_index * per_worker:(worker_index + 1) * per_worker]
-        indices = to_indices(positions)                                  # [GB / W]
-        return normalise(tf.gather(images, indices)), tf.gather(labels, indices)
+        images, labels = fetch(to_indices(positions))                    # [GB / W, R, R, 3], [GB / W]
+        return normalise(images), labels
 
     start = int(start_step) * global_batch_size
     dataset = tf.data.Dataset.range(start, np.iinfo(np.int64).max)
     dataset = dataset.batch(global_batch_size, drop_remainder=True)
-    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def choose_input(mode, num_examples, image_shape, memory_budget_mib):
+    """Which source serves the stream: `mode` itself, or for "auto" memory up to the budget.
+
+    Args:
+        mode: one of INPUT_MODES ("auto", "memory", "stream").
+        num_examples: N, the split's size.
+        image_shape: (R, R, 3), one decoded image.
+        memory_budget_mib: MiB of decoded uint8 images above which "auto" streams.
+
+    Returns:
+        "memory" or "stream".
+    """
+    if mode not in INPUT_MODES:
+        raise ValueError(f"input mode {mode!r} is not one of {INPUT_MODES}")
+    if mode != "auto":
+        return mode
+    decoded_bytes = int(num_examples) * int(np.prod(image_shape))
+    return "stream" if decoded_bytes > int(memory_budget_mib) * _MIB else "memory"
+
+
+class TrainingSplit:
+    """A split opened for training: its size, resolution and source, and the stream over it.
+
+    Made by `open_split`; `mode` is "memory" (images decoded and held) or "stream" (read per batch).
+    """
+
+    def __init__(self, mode, num_examples, resolution, arrays=None, reader=None):
+        self.mode, self.num_examples, self.resolution = mode, num_examples, resolution
+        self._arrays, self._reader = arrays, reader
+
+    def dataset(self, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False):
+        """The training stream (see `train_dataset` for the arguments and what it yields)."""
+        if self._reader is not None:
+            return stream_dataset(self._reader, global_batch_size, seed, start_step, num_workers, worker_index,
+                                  balanced)
+        images, labels = self._arrays
+        return train_dataset(images, labels, global_batch_size, seed, start_step, num_workers, worker_index, balanced)
+
+
+def open_split(builder, split, mode, memory_budget_mib):
+    """Opens a prepared split for training, in memory or streamed (see the module docstring).
+
+    Args:
+        builder: a prepared `tfds.core.DatasetBuilder` with features `image` and `label`.
+        split: split name, e.g. "train".
+        mode: "auto", "memory" or "stream" (--input).
+        memory_budget_mib: MiB of decoded images above which "auto" streams (--input_memory_budget).
+
+    Returns:
+        a TrainingSplit.
+
+    Raises:
+        UserError: no such split, an empty split, or an ArrayRecord copy that cannot be written.
+    """
+    _check_split(builder, split)
+    num_examples = builder.info.splits[split].num_examples
+    image_shape = tuple(builder.info.features["image"].shape)            # (R, R, 3)
+    chosen = choose_input(mode, num_examples, image_shape, memory_budget_mib)
+    decoded_mib = num_examples * int(np.prod(image_shape)) / _MIB
+    reason = (f"--input={mode}" if mode != "auto" else
+              f"{decoded_mib:.0f} MiB decoded {'>' if chosen == 'stream' else '≤'} --input_memory_budget="
+              f"{memory_budget_mib} MiB")
+    logging.info("Input: %s %s split of %s (%s)", "streaming the" if chosen == "stream" else "holding the",
+                 split, builder.info.full_name, reason)
+    if chosen == "memory":
+        images, labels = load_split(builder, split)
+        return TrainingSplit("memory", len(images), int(images.shape[1]), arrays=(images, labels))
+    if not num_examples:
+        raise _empty_split(builder, split)
+    reader = input_stream.SplitReader(builder, split)
+    return TrainingSplit("stream", reader.num_examples, int(reader.image_shape[0]), reader=reader)

@@ -62,11 +62,11 @@ def _train(config, strategy, worker):
     policy = precision.resolve(config.precision)
     builder = datasets.prepare(config.dataset, config.data_dir, config.manual_dir)
     class_names = datasets.class_names(builder)
-    train_images, train_labels = input_pipeline.load_split(builder, "train")     # [N, R, R, 3], [N]
-    resolution = int(train_images.shape[1])
-    logging.info("Dataset %s: %d training images at %dx%d, %d classes; %d replica(s) on %d worker(s), %s",
-                 builder.info.full_name, len(train_images), resolution, resolution, len(class_names),
-                 strategy.num_replicas_in_sync, worker.num_workers, policy)
+    train_split = input_pipeline.open_split(builder, "train", config.input, config.input_memory_budget)
+    resolution = train_split.resolution
+    logging.info("Dataset %s: %d training images at %dx%d, %d classes, input %s; %d replica(s) on %d worker(s), %s",
+                 builder.info.full_name, train_split.num_examples, resolution, resolution, len(class_names),
+                 train_split.mode, strategy.num_replicas_in_sync, worker.num_workers, policy)
 
     train_step = step.TrainStep(config, strategy, policy, class_names, resolution, worker)
     store = workdir.checkpoint_store(train_step.checkpoint, config, worker)
@@ -74,7 +74,7 @@ def _train(config, strategy, worker):
     restored_step = int(train_step.step.numpy())
     resolved = {"resolved_precision": policy, "num_replicas": strategy.num_replicas_in_sync,
                 "num_workers": worker.num_workers, "resolution": resolution, "class_names": list(class_names),
-                "num_train_images": len(train_images)}
+                "num_train_images": train_split.num_examples, "resolved_input": train_split.mode}
     run = _Run(config, worker, train_step, store, _open_writer(config, worker, resolved, restored_step))
     if restored_step >= config.train_steps:
         logging.info("Step %d already reaches --train_steps=%d: nothing to train", restored_step,
@@ -90,9 +90,8 @@ def _train(config, strategy, worker):
                                            seed=config.seed, inception_weights=config.inception_weights,
                                            train_cas=False)
 
-    dataset = input_pipeline.train_dataset(train_images, train_labels, config.batch_size, config.seed,
-                                           start_step=restored_step, num_workers=worker.num_workers,
-                                           worker_index=worker.index, balanced=config.balanced)
+    dataset = train_split.dataset(config.batch_size, config.seed, start_step=restored_step,
+                                  num_workers=worker.num_workers, worker_index=worker.index, balanced=config.balanced)
     with signals.StopRequest() as stop:
         last_step, metrics, stopped = _loop(run, iter(dataset), restored_step, stop)
     run.writer.flush()
