@@ -168,6 +168,8 @@ class TrainConfig:
         if self.transition_end and self.transition_end < self.transition_start:
             raise UserError(f"--transition_end={self.transition_end} comes before --transition_start="
                             f"{self.transition_start}: the class signal must ramp up after it starts")
+        if self.arch == "resnet" and self.d_norm == "batch":
+            raise UserError("--arch=resnet: its discriminator has no batch norm; pass --d_norm=spectral (or none)")
         if self.arch == "dcgan" and (self.g_channels or self.d_channels):
             raise UserError("--g_channels and --d_channels set the resnet's widths: pass --arch=resnet, or "
                             "leave them at 0")

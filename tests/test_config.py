@@ -61,6 +61,7 @@ def test_nested_flagfile_overrides_only_what_differs(tmp_path):
     (dict(ada_target=0.6), "--augment is empty"),
     (dict(transition_start=500, transition_end=100), "--transition_end=100 comes before --transition_start=500"),
     (dict(g_channels=32), "pass --arch=resnet"),
+    (dict(arch="resnet"), "pass --d_norm=spectral"),
     (dict(arch="stylegan"), "--arch=stylegan is not a choice: use one of dcgan, resnet"),
 ])
 def test_bad_values_are_one_line_user_errors(changes, message):
