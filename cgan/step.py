@@ -18,7 +18,7 @@ cgan.losses states (per-example sum ÷ global batch; replicas' gradients are sum
 
 import tensorflow as tf
 
-from cgan import ada, augment, ema, losses, networks, optimizers, precision, schedules
+from cgan import ada, augment, distribute, ema, losses, networks, optimizers, precision, schedules
 from cgan.distribute import WorkerInfo
 from cgan.errors import UserError
 
@@ -83,6 +83,12 @@ class TrainStep:
                                               noise=self.noise, **{k: v for k, v in optional.items() if v})
         self.metric_names = ("d_loss", "g_loss", "d_real", "d_fake") + ("lecam_loss",) * bool(self.lecam) \
             + ("ada_p", "ada_rt") * bool(self.ada) + ("class_strength",) * self.transitional
+        self.jit_compile = distribute.resolve_jit_compile(config)
+        # XLA compiles one replica's whole step, both updates included. The loop around it cannot be
+        # compiled (it takes the next batch from the iterator) and stays outside, with the draws from the
+        # noise generator, so that z and the augmentations are the same numbers with XLA on or off.
+        self._replica_update = (tf.function(self._replica_step, jit_compile=True) if self.jit_compile
+                                else self._replica_step)
         self._compiled_steps = tf.function(self._steps, reduce_retracing=True)
 
     def _make_optimizer(self, learning_rate):
@@ -166,7 +172,7 @@ class TrainStep:
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         local = replica - self.worker.index * local_replicas
         rows = slice(local * per_replica, (local + 1) * per_replica)
-        return self._replica_step(images[rows], labels[rows], z[rows], aug[:, rows])
+        return self._replica_update(images[rows], labels[rows], z[rows], aug[:, rows])
 
     # The GAN math of one replica.
 

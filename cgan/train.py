@@ -72,7 +72,8 @@ def _train(config, strategy, worker):
     store = workdir.checkpoint_store(train_step.checkpoint, config, worker)
     store.restore()   # the newest readable checkpoint, if any; it says which
     restored_step = int(train_step.step.numpy())
-    resolved = {"resolved_precision": policy, "num_replicas": strategy.num_replicas_in_sync,
+    resolved = {"resolved_precision": policy, "resolved_jit_compile": train_step.jit_compile,
+                "num_replicas": strategy.num_replicas_in_sync,
                 "num_workers": worker.num_workers, "resolution": resolution, "class_names": list(class_names),
                 "num_train_images": train_split.num_examples, "resolved_input": train_split.mode}
     run = _Run(config, worker, train_step, store, _open_writer(config, worker, resolved, restored_step))
