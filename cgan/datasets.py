@@ -214,8 +214,8 @@ def _check_free_space(data_dir, needed_bytes):
     mount, free = files.filesystem(os.fspath(data_dir))
     if needed_bytes > free:
         raise UserError(f"the streaming input needs an ArrayRecord copy of the dataset in {data_dir} (about "
-                        f"{needed_bytes >> 20} MiB) but {mount} has {free >> 20} MiB free: free space there, or pass "
-                        "--input=memory to read the TFRecord files into memory instead")
+                        f"{needed_bytes / (1 << 20):.1f} MiB) but {mount} has {free / (1 << 20):.1f} MiB free: free "
+                        "space there, or pass --input=memory to read the TFRecord files into memory instead")
 
 
 def _write_shard(save, path):

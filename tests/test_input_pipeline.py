@@ -150,3 +150,14 @@ def test_balanced_with_one_class_is_the_class_walked_in_passes():
     labels = np.zeros(6, np.int32)
     ids, _ = _balanced_stream(images, labels, batch=3, steps=4)
     assert sorted(ids[:6]) == list(range(6)) and sorted(ids[6:]) == list(range(6))
+
+
+def test_choose_input_at_the_memory_budget():
+    three_mib = (256, (64, 64, 3))                                        # 256 × 12,288 bytes = 3 MiB exactly
+    assert input_pipeline.choose_input("auto", *three_mib, memory_budget_mib=3) == "memory"
+    assert input_pipeline.choose_input("auto", *three_mib, memory_budget_mib=2) == "stream"
+    assert input_pipeline.choose_input("auto", 257, (64, 64, 3), memory_budget_mib=3) == "stream"
+    assert input_pipeline.choose_input("memory", *three_mib, memory_budget_mib=0) == "memory"
+    assert input_pipeline.choose_input("stream", *three_mib, memory_budget_mib=1 << 30) == "stream"
+    with pytest.raises(ValueError, match="'disk'"):
+        input_pipeline.choose_input("disk", *three_mib, memory_budget_mib=3)
