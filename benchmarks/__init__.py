@@ -2,6 +2,7 @@
 
     python -m benchmarks                                         # batch 16 and 64, 3 repeats
     python -m benchmarks --batch_sizes=16 --steps=5 --repeats=1  # a quick smoke run
+    python -m benchmarks --quick_gpu                             # p100.flags and quality.flags, XLA on and off
     pip install -r requirements-benchmark.txt                    # adds the PyTorch reference
 
     from benchmarks import report, run
@@ -23,7 +24,14 @@ What one run measures, in one process, at the dataset's resolution (64×64 by de
                      FLOP/s ÷ matmul peak, against both peaks.
     memory           peak resident set size of the process, overall and per phase.
 
+With --quick_gpu, one run measures instead the trainer for each preset flag file (p100.flags and
+quality.flags) at each batch size with XLA on and off, and projects each preset's --train_steps
+(benchmarks.presets); it runs on CPUs too, and says so when no GPU is visible.
+`bash benchmarks/gpu_check.sh` does the whole GPU check on a fresh machine: a venv with
+tensorflow[and-cuda], the quick comparison, and a short p100.flags run of trainer.py.
+
 The modules: config (the fields and their flags), training_data, loops and torch_reference (the
 timed loops), baseline, flops, machine (CPU, load, clocks, memory), run (warm-up, timed rounds,
-figures; how the comparison is kept fair), report (targets, text, JSON), cli.
+figures; how the comparison is kept fair), presets (the quick preset comparison), report (targets,
+text, JSON), cli.
 """

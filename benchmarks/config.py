@@ -9,7 +9,7 @@
 
 Each field carries its help text and, where it has them, a lower bound and the allowed choices
 (`dataclasses.field(metadata=...)`); the same check runs on construction and as the flag's
-validator. Tuple fields become comma-separated list flags.
+validator. Tuple fields become comma-separated list flags, bool fields `--name` / `--noname`.
 """
 
 import dataclasses
@@ -51,6 +51,12 @@ class BenchmarkConfig:
     latent_dim: int = _option(TrainConfig.latent_dim, "Size of the noise vector z.", lower=1)
     seed: int = _option(0, "Random seed of weights, data order and noise.", lower=0)
     json: str = _option("benchmark.json", "Where to write every figure as JSON.")
+    quick_gpu: bool = _option(False, "The quick preset comparison instead of the full benchmark: the trainer's "
+                                     "steps/s for each --presets flag file at each --batch_sizes, with XLA on and "
+                                     "off, and the projected time of each preset's --train_steps. Sized for a few "
+                                     "minutes on one GPU; runs on CPUs too.")
+    presets: tuple[str, ...] = _option(("p100.flags", "quality.flags"), "Flag files of --quick_gpu: paths, or names "
+                                       "of files in the repository root.", nonempty=True)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -75,7 +81,7 @@ def field_problem(field, value):
     if field.metadata["nonempty"] and not values:
         return f"--{field.name} needs at least one value"
     for item in values:
-        if not isinstance(item, kind) or isinstance(item, bool):
+        if not isinstance(item, kind) or (isinstance(item, bool) and kind is not bool):
             return f"--{field.name} takes {kind.__name__} values, got {item!r}"
         if lower is not None and item < lower:
             return f"--{field.name} must be at least {lower}, got {item}"
@@ -106,6 +112,8 @@ def define_flags(flag_values, module_name=None):
         lower = field.metadata["lower"]
         if field.type is str:
             flags.DEFINE_string(name, default, help, flag_values=flag_values, module_name=module_name)
+        elif field.type is bool:
+            flags.DEFINE_bool(name, default, help, flag_values=flag_values, module_name=module_name)
         elif field.type is int:
             flags.DEFINE_integer(name, default, help, lower_bound=lower, flag_values=flag_values,
                                  module_name=module_name)

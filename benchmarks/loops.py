@@ -1,8 +1,8 @@
 """The timed loops. Each has warm_up() and measure() -> (work units, wall seconds, CPU seconds).
 
     from benchmarks import loops
-    loop = loops.TrainerLoop(config, data, batch_size=16, policy="mixed_bfloat16")
-    loop.warm_up()                                  # tracing and first allocations, untimed
+    loop = loops.TrainerLoop(config, data, loops.trainer_config(config, 16, "mixed_bfloat16"))
+    loop.warm_up()                                  # tracing, XLA compilation and first allocations, untimed
     steps, wall, cpu = loop.measure()               # config.steps steps
 
     TrainerLoop    the trainer's step on cgan.input_pipeline's stream: what trainer.py runs.
@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from benchmarks import baseline
 from benchmarks.machine import clock
-from cgan import distribute, input_pipeline, networks, step
+from cgan import distribute, input_pipeline, networks, precision, step
 from cgan.config import TrainConfig
 
 
@@ -43,23 +43,47 @@ def _chunks(total, size):
         total -= size
 
 
-class TrainerLoop:
-    """The trainer stepping on cgan.input_pipeline's stream: what trainer.py runs."""
+def trainer_config(config, batch_size, policy):
+    """The TrainConfig of the full benchmark's trainer: the defaults (the baseline's setup) at one batch
+    size and precision, with the benchmark's dataset, latent size, seed and steps per call.
 
-    def __init__(self, config, data, batch_size, policy):
+    Args:
+        config: a BenchmarkConfig.
+        batch_size: images per step.
+        policy: a Keras dtype policy name.
+
+    Returns:
+        a cgan.config.TrainConfig.
+    """
+    # The step writes nothing into its workdir; the config only needs one named.
+    return TrainConfig(workdir="benchmark", dataset=config.dataset, batch_size=batch_size,
+                       latent_dim=config.latent_dim, precision=policy, seed=config.seed,
+                       steps_per_call=config.steps_per_call)
+
+
+class TrainerLoop:
+    """The trainer stepping on cgan.input_pipeline's stream: what trainer.py runs for a TrainConfig."""
+
+    def __init__(self, config, data, train_config):
+        """
+        Args:
+            config: the BenchmarkConfig (steps and warm-up steps).
+            data: benchmarks.training_data.TrainingData.
+            train_config: the cgan.config.TrainConfig whose step is timed (batch size, options,
+                precision, --jit_compile, steps per call, seed).
+        """
         self.config = config
-        # The step writes nothing into its workdir; the config only needs one named.
-        train_config = TrainConfig(workdir="benchmark", dataset=config.dataset, batch_size=batch_size,
-                                   latent_dim=config.latent_dim, precision=policy, seed=config.seed,
-                                   steps_per_call=config.steps_per_call)
-        keras.utils.set_random_seed(config.seed)
-        self.trainer = make_trainer(train_config, policy, data.class_names, data.resolution)
-        self.iterator = iter(input_pipeline.train_dataset(data.images, data.labels, batch_size, config.seed))
+        self.train_config = train_config
+        keras.utils.set_random_seed(train_config.seed)
+        self.trainer = make_trainer(train_config, precision.resolve(train_config.precision), data.class_names,
+                                    data.resolution)
+        self.iterator = iter(input_pipeline.train_dataset(data.images, data.labels, train_config.batch_size,
+                                                          train_config.seed, balanced=train_config.balanced))
 
     def _run(self, num_steps):
         # Calls of steps_per_call steps, as the training loop makes between summaries; run_steps
         # returns Python floats, so each call has finished when it returns.
-        for steps in _chunks(num_steps, self.config.steps_per_call):
+        for steps in _chunks(num_steps, self.train_config.steps_per_call):
             self.trainer.run_steps(self.iterator, steps)
 
     def warm_up(self):

@@ -4,6 +4,9 @@
     results["targets"] = report.evaluate_targets(results)   # done by benchmarks.run.run
     print(report.format_report(results))
     report.write_json(results, "benchmark.json")
+
+    results["targets"] = report.evaluate_preset_targets(results)   # --quick_gpu: done by benchmarks.presets.run
+    print(report.format_presets_report(results))
 """
 
 import json
@@ -17,6 +20,8 @@ TARGET_SPEEDUP_BATCH_SIZE = "16"
 TARGET_MFU_BF16 = 0.5               # of the bfloat16 matmul peak, batch 64, auto precision
 TARGET_PIPELINE_HEADROOM = 20.0     # input pipeline images/s ÷ what the auto step consumes
 TARGET_PEAK_RSS_BYTES = 2 * GIB     # the process while it trains at batch 64, auto precision
+TARGET_GPU_PRESET = "p100.flags"    # --quick_gpu: this preset's --train_steps on one H100-class GPU ...
+TARGET_GPU_SECONDS = 600.0          # ... within this many seconds, with XLA as --jit_compile=auto picks
 REFERENCES = {"vs_baseline": "baseline (Keras fit)", "vs_torch": "PyTorch eager"}
 
 
@@ -195,6 +200,69 @@ def format_report(results):
     lines = (_header(results) + [""] + _rate_table(results) + _speedup_lines(results) + _baseline_lines(results)
              + [""] + _machine_lines(results) + _projection_lines(results["projection"])
              + _target_lines(results["targets"]))
+    return "\n".join(lines)
+
+
+def evaluate_preset_targets(results):
+    """The GPU target of a --quick_gpu run, judged only when a GPU was visible.
+
+    Args:
+        results: a benchmarks.presets.run result (targets not needed).
+
+    Returns:
+        list of {"name", "value", "threshold", "met"}; empty on a CPU or when the preset's own batch
+        size was not measured.
+    """
+    projection = results["presets"].get(TARGET_GPU_PRESET, {}).get("projection", {})
+    if not results["gpu_visible"] or not projection.get("measured"):
+        return []
+    seconds = projection["chosen_seconds"]
+    return [{"name": f"{TARGET_GPU_PRESET} {projection['steps']:,} steps at batch {projection['batch_size']} on "
+                     f"one GPU, {projection['chosen']} (seconds)",
+             "value": seconds, "threshold": TARGET_GPU_SECONDS, "met": bool(seconds <= TARGET_GPU_SECONDS)}]
+
+
+def _minutes(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def format_presets_report(results):
+    """The human-readable report of a benchmarks.presets.run result, as one string."""
+    machine, settings = results["machine"], results["settings"]
+    lines = [f"Quick preset comparison: {settings['dataset_full_name']}, {settings['num_train_images']} images at "
+             f"{settings['resolution']}x{settings['resolution']}; median of {settings['repeats']} x "
+             f"{settings['steps']} steps after {settings['warmup_steps']} warm-up steps (tracing and XLA "
+             f"compilation untimed)",
+             f"device {machine['device']}; {machine['cpu_model']}, {machine['usable_cores']} cores; TF "
+             f"{machine['tensorflow']}, Keras {machine['keras']}"]
+    if not results["gpu_visible"]:
+        lines.append("No GPU visible: these figures are the CPU's; the GPU target is not judged.")
+    lines.append(_load_line(results["load"]))
+    lines += ["", f"{'preset':<16} {'batch':>5} {'precision':<15} {'XLA off':>9} {'XLA on':>9} {'on/off':>7}  "
+                  f"(steps/s)"]
+    for name, preset in results["presets"].items():
+        for b, by_setting in preset["batches"].items():
+            lines.append(f"{name:<16} {b:>5} {preset['resolved_precision']:<15} "
+                         f"{by_setting['XLA off']['steps_per_sec']:>9.2f} {by_setting['XLA on']['steps_per_sec']:>9.2f} "
+                         f"{by_setting['xla_speedup']:>6.2f}x")
+    lines.append("")
+    for name, preset in results["presets"].items():
+        projection = preset["projection"]
+        head = f"{name} projection: {projection['steps']:,} steps at batch {projection['batch_size']}"
+        if not projection["measured"]:
+            lines.append(f"{head}: not measured at that batch size (add it to --batch_sizes)")
+            continue
+        seconds = projection["seconds"]
+        lines.append(f"{head}: XLA on {seconds['XLA on']:,.0f} s ({_minutes(seconds['XLA on'])}), XLA off "
+                     f"{seconds['XLA off']:,.0f} s ({_minutes(seconds['XLA off'])}); --jit_compile="
+                     f"{projection['jit_compile']} picks {projection['chosen']} here (training steps only)")
+    for target in results["targets"]:
+        lines.append(f"target {'met' if target['met'] else 'NOT met'}: {target['name']}: {target['value']:,.0f} "
+                     f"(target ≤ {target['threshold']:,.0f}, i.e. ≥ "
+                     f"{results['presets'][TARGET_GPU_PRESET]['projection']['steps'] / target['threshold']:.0f} "
+                     f"steps/s)")
+    lines.append(f"total wall time {_minutes(results['wall_seconds'])}")
     return "\n".join(lines)
 
 

@@ -57,14 +57,15 @@ def import_torch_reference(log):
     return torch_reference
 
 
-def _loop_name(key):
+def loop_name(key):
+    """A loop's key as the log names it: ("trainer", 16, "float32") -> "trainer batch 16 float32"."""
     kind, *rest = key
     if kind == "matmul":
         return f"matmul {rest[0]}"
     return f"{kind} batch {' '.join(map(str, rest))}"
 
 
-def _summary(samples):
+def summarise(samples):
     """Median rate, the raw rates and the median cores busy of a list of (work, wall s, CPU s)."""
     rates = [work / wall for work, wall, _ in samples]
     return {"median": statistics.median(rates), "samples": rates,
@@ -77,7 +78,7 @@ def _build_loops(config, data, policies, torch_reference, memory, log):
     built = {}
 
     def add(key, make):
-        name = _loop_name(key)
+        name = loop_name(key)
         with memory.phase(name):
             log(f"warming up {name}")
             loop = make()
@@ -86,7 +87,8 @@ def _build_loops(config, data, policies, torch_reference, memory, log):
 
     for batch_size in config.batch_sizes:
         for policy in policies:
-            add(("trainer", batch_size, policy), lambda: loops.TrainerLoop(config, data, batch_size, policy))
+            add(("trainer", batch_size, policy),
+                lambda: loops.TrainerLoop(config, data, loops.trainer_config(config, batch_size, policy)))
     normalised = baseline.normalise(data.images)                     # [N, R, R, 3] float32
     for batch_size in config.batch_sizes:
         add(("baseline", batch_size), lambda: loops.BaselineLoop(config, data, batch_size, normalised))
@@ -100,7 +102,7 @@ def _build_loops(config, data, policies, torch_reference, memory, log):
     return built
 
 
-def _timed_rounds(config, built, memory, log):
+def timed_rounds(config, built, memory, log):
     """Times every loop once per round; returns ({key: [(work, wall, cpu)] per round}, round loads)."""
     samples = {key: [] for key in built}
     rounds = []
@@ -114,13 +116,13 @@ def _timed_rounds(config, built, memory, log):
                 gc.collect()
                 samples[key].append(loop.measure())
                 work, seconds, _ = samples[key][-1]
-                log(f"round {repeat + 1}/{config.repeats}  {_loop_name(key)}: {work / seconds:.4g}/s")
+                log(f"round {repeat + 1}/{config.repeats}  {loop_name(key)}: {work / seconds:.4g}/s")
             rounds.append(machine.round_load(wall, cpu, busy))
     return samples, rounds
 
 
 def _rate_figures(samples, batch_size, flops_per_image, peaks):
-    summary = _summary(samples)
+    summary = summarise(samples)
     return {**flops.step_figures(summary["median"], batch_size, flops_per_image, peaks),
             "steps_per_sec_samples": summary["samples"], "cores_busy": summary["cores_busy"]}
 
@@ -131,7 +133,7 @@ def _figures(config, built, samples, policies, auto, torch_reference):
     per_image = flops.train_step_flops(first_trainer.generator, first_trainer.discriminator)
     # A peak is the best repeat, not the median: interference only ever slows a matmul down, and a
     # peak that is too low would flatter every MFU computed from it.
-    peak_summaries = {dtype: _summary(samples[("matmul", dtype)]) for dtype in ("float32", "bfloat16")}
+    peak_summaries = {dtype: summarise(samples[("matmul", dtype)]) for dtype in ("float32", "bfloat16")}
     peaks = {dtype: max(s["samples"]) for dtype, s in peak_summaries.items()}
     trainer, base, torch_figures, ratios, pipeline = {}, {}, {}, {}, {}
     for batch_size in config.batch_sizes:
@@ -154,7 +156,7 @@ def _figures(config, built, samples, policies, auto, torch_reference):
             references["vs_torch"] = torch_figures[b]["steps_per_sec"]
         ratios[b] = {name: {policy: trainer[b][policy]["steps_per_sec"] / rate for policy in policies}
                      for name, rate in references.items()}
-        summary = _summary(samples[("input_pipeline", batch_size)])
+        summary = summarise(samples[("input_pipeline", batch_size)])
         pipeline[b] = {"images_per_sec": summary["median"], "images_per_sec_samples": summary["samples"],
                        "cores_busy": summary["cores_busy"]}
         if auto in policies:
@@ -215,7 +217,7 @@ def run(config, data=None, log=print):
     log(f"{data.name}: {len(data.images)} training images at {data.resolution}x{data.resolution}; "
         f"precisions {', '.join(policies)}; --precision=auto is {auto}")
     built = _build_loops(config, data, policies, torch_reference, memory, log)
-    samples, rounds = _timed_rounds(config, built, memory, log)
+    samples, rounds = timed_rounds(config, built, memory, log)
     figures = _figures(config, built, samples, policies, auto, torch_reference)
     results = {
         "machine": machine.machine_info(),

@@ -39,8 +39,17 @@ def test_flags_give_the_defaults_and_parse_every_type():
                                      dataset="isic_skin_cancer/real_64", json="out/b.json")
 
 
+def test_the_quick_comparison_flags_parse():
+    parsed = benchmark_config.config_from_flags(_flags("--quick_gpu", "--presets=p100.flags,/tmp/mine.flags"))
+    assert parsed == BenchmarkConfig(quick_gpu=True, presets=("p100.flags", "/tmp/mine.flags"))
+    assert benchmark_config.config_from_flags(_flags("--noquick_gpu")).quick_gpu is False
+    with pytest.raises(UserError, match="--quick_gpu takes bool values"):
+        BenchmarkConfig(quick_gpu=1)
+
+
 @pytest.mark.parametrize("arg", ["--batch_sizes=0", "--batch_sizes=16,x", "--batch_sizes=",
-                                 "--precisions=half", "--precisions=auto", "--repeats=0", "--intra_op_threads=-1"])
+                                 "--precisions=half", "--precisions=auto", "--repeats=0", "--intra_op_threads=-1",
+                                 "--presets="])
 def test_flags_reject_bad_values(arg):
     with pytest.raises(flags.IllegalFlagValueError):
         _flags(arg)
