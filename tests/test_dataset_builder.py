@@ -310,6 +310,7 @@ simple_parsing.parse(build.Args, args=sys.argv[1:]).execute()
 """
 
 
+@pytest.mark.slow
 def test_tfds_build_command_line(kaggle_download, tmp_path):
     """`tfds build data/isic_skin_cancer` imports the builder as `isic_skin_cancer.*`, not `data.*`."""
     manual_dir, expected = kaggle_download

@@ -186,6 +186,7 @@ _TWO_REPLICAS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_update_with_two_replicas():
     assert run_script(_TWO_REPLICAS).startswith("OK")
 

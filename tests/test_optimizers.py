@@ -121,5 +121,6 @@ _TWO_REPLICAS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_fused_adam_with_two_replicas_matches_keras_adam():
     assert run_script(_TWO_REPLICAS).startswith("OK")
