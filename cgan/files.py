@@ -1,6 +1,8 @@
 """Writing files safely: atomic writes, one-line errors for storage faults, and cleaning up after kills.
 
     files.atomic_write_bytes("runs/demo/generator.json", data)
+    files.atomic_write_json("runs/demo/eval/report_step_003000.json", report)
+    files.atomic_write_bytes("out/Train/nevus/x.png", data, sync=False)   # one of many: flushed together
     files.atomic_save(model.save, "runs/demo/generator.keras")
     files.atomic_save_all([(g.save, "generator.keras", check), (d.save, "discriminator.keras", check)])
     with files.writing("runs/demo/eval/report.json"):   # storage faults in the block -> StorageError
@@ -30,6 +32,7 @@ nothing; a full disk is reported by the next checkpoint, grid or export, whose w
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -205,19 +208,34 @@ def atomic_save(save, path, check=None):
     atomic_save_all([(save, path) + ((check,) if check else ())])
 
 
-def bytes_saver(data):
-    """A save function for atomic_save / atomic_save_all that writes `data` and flushes it to disk."""
+def bytes_saver(data, sync=True):
+    """A save function for atomic_save / atomic_save_all that writes `data` (and, with sync, flushes it to disk)."""
     def save(tmp):
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
     return save
 
 
-def atomic_write_bytes(path, data):
-    """Writes bytes to a sibling temporary file, flushes it to disk, then renames it over `path`."""
-    atomic_save(bytes_saver(data), path)
+def atomic_write_bytes(path, data, sync=True):
+    """Writes bytes to a sibling temporary file, flushes it to disk, then renames it over `path`.
+
+    Args:
+        path: the file to write.
+        data: its bytes.
+        sync: flush the file to disk before the rename. Without it the rename is still atomic for
+            readers, but a power cut may lose the file's bytes. A bulk writer (cgan.dataset_export)
+            passes False for each of its many files and flushes them all at once (os.sync) before
+            it writes, synced, the file that lists them.
+    """
+    atomic_save(bytes_saver(data, sync), path)
+
+
+def atomic_write_json(path, value, sort_keys=False):
+    """Writes `value` as indented JSON text ending in a newline (atomic_write_bytes, synced)."""
+    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=sort_keys) + "\n").encode())
 
 
 def _process_running(pid):

@@ -46,6 +46,12 @@ def encode_png(image):
     return tf.io.encode_png(np.asarray(image, dtype=np.uint8)).numpy()
 
 
-def write_png(path, image):
-    """Writes a [H, W, 3] uint8 image as PNG; a reader never sees a half-written file."""
-    files.atomic_write_bytes(path, encode_png(image))
+def write_png(path, image, sync=True):
+    """Writes a [H, W, 3] uint8 image as PNG; a reader never sees a half-written file.
+
+    Args:
+        path: the .png file.
+        image: [H, W, 3] uint8.
+        sync: flush it to disk before it is renamed into place (cgan.files.atomic_write_bytes).
+    """
+    files.atomic_write_bytes(path, encode_png(image), sync)

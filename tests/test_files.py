@@ -26,6 +26,29 @@ def test_atomic_write_bytes_replaces_the_file_and_leaves_no_temporary(tmp_path):
     assert os.listdir(path.parent) == ["info.json"]
 
 
+def test_an_unsynced_write_is_still_atomic_and_only_skips_the_flush(tmp_path, monkeypatch):
+    path = tmp_path / "class03_melanoma_seed0005.png"
+    path.write_bytes(b"old")
+
+    def no_flush(fd):
+        raise AssertionError("flushed")
+
+    monkeypatch.setattr(files.os, "fsync", no_flush)
+    files.atomic_write_bytes(str(path), b"new", sync=False)
+    assert path.read_bytes() == b"new" and os.listdir(tmp_path) == [path.name]
+    with pytest.raises(AssertionError, match="flushed"):
+        files.atomic_write_bytes(str(path), b"newer")               # the default flushes
+    assert path.read_bytes() == b"new" and os.listdir(tmp_path) == [path.name]
+
+
+def test_atomic_write_json_is_indented_text_ending_in_a_newline(tmp_path):
+    path = tmp_path / "report.json"
+    files.atomic_write_json(str(path), {"b": 1, "a": [1, None]})
+    assert path.read_text() == '{\n  "b": 1,\n  "a": [\n    1,\n    null\n  ]\n}\n'
+    files.atomic_write_json(str(path), {"b": 1, "a": 2}, sort_keys=True)
+    assert path.read_text() == '{\n  "a": 2,\n  "b": 1\n}\n'
+
+
 def test_a_failed_save_keeps_the_old_file_and_removes_its_temporary(tmp_path):
     path = tmp_path / "generator.keras"
     path.write_bytes(b"old model")
