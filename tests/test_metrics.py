@@ -224,3 +224,17 @@ def test_accuracy_per_class_and_the_data_digest():
     assert digest == classifier.data_digest(images.copy(), labels.copy())
     assert digest != classifier.data_digest(images, labels[::-1])
     assert digest != classifier.data_digest(images[:2], labels[:2])
+
+
+def test_train_classifier_trains_the_model_it_is_given_by_the_same_recipe():
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (16, 16, 16, 3), dtype=np.uint8), np.arange(16) % 2
+    settings = classifier.ClassifierSettings(epochs=1, batch_size=8)
+    given = classifier.build_classifier(16, 2, settings)
+    untrained = given.get_weights()
+    trained = classifier.train_classifier(images, labels, 2, settings, model=given)
+    assert trained is given
+    assert not all(np.array_equal(a, b) for a, b in zip(untrained, trained.get_weights()))
+    built = classifier.train_classifier(images, labels, 2, settings)     # builds the same network itself
+    for a, b in zip(built.get_weights(), trained.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

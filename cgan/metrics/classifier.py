@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cgan.files import atomic_save, atomic_write_bytes
+from cgan.files import atomic_save, atomic_write_json
 from cgan.metrics import float32_policy
 
 CACHE_DIR = "classifier"
@@ -78,19 +78,24 @@ def build_classifier(resolution, num_classes, settings=ClassifierSettings()):
         return keras.Model(inputs, logits, name="classifier")
 
 
-def train_classifier(images, labels, num_classes, settings=ClassifierSettings()):
-    """Trains a fresh classifier.
+def train_classifier(images, labels, num_classes, settings=ClassifierSettings(), model=None):
+    """Trains a fresh classifier: Adam, cross-entropy on logits, the images shuffled from settings.seed.
 
     Args:
-        images: [N, R, R, 3] uint8 real training images.
+        images: [N, R, R, 3] uint8 training images.
         labels: [N] int labels.
         num_classes: number of classes.
         settings: ClassifierSettings.
+        model: the untrained network to train, with build_classifier's contract ([B, R, R, 3] float32
+            pixels in [0, 255] -> [B, num_classes] logits, a "features" layer); None builds
+            build_classifier(R, num_classes, settings). cgan.downstream passes keras.applications
+            networks here, so that every classifier is trained by this one recipe.
 
     Returns:
         the trained keras.Model.
     """
-    model = build_classifier(images.shape[1], num_classes, settings)
+    if model is None:
+        model = build_classifier(images.shape[1], num_classes, settings)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
@@ -120,7 +125,7 @@ class Classifier:
 
     def _run(self, images):
         if len(images) == 0:
-            return (np.zeros((0, self.model.get_layer(FEATURE_LAYER).units), np.float32),
+            return (np.zeros((0, self.model.get_layer(FEATURE_LAYER).output.shape[-1]), np.float32),
                     np.zeros((0, self.model.outputs[0].shape[-1]), np.float32))
         features, logits = [], []
         for start in range(0, len(images), _BATCH):
@@ -131,6 +136,12 @@ class Classifier:
             features.append(batch_features.numpy()[:len(chunk)])
             logits.append(batch_logits.numpy()[:len(chunk)])
         return np.concatenate(features), np.concatenate(logits)            # [N, 128], [N, K]
+
+    def description(self):
+        """For reports: classifier.json without the class names (the cache identity, the test accuracy),
+        whether it came from the cache, and the cache folder."""
+        return {**{k: v for k, v in self.info.items() if k != "class_names"}, "cached": self.cached,
+                "cache_dir": self.cache_dir}
 
     def features(self, images):
         """[N, R, R, 3] uint8 -> [N, 128] float32 activations of the "features" layer."""
@@ -214,7 +225,7 @@ def _save(cache_dir, model, info):
     if os.path.exists(info_path):
         os.remove(info_path)
     atomic_save(model.save, os.path.join(cache_dir, MODEL_FILE))
-    atomic_write_bytes(info_path, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_json(info_path, info, sort_keys=True)
 
 
 def load_or_train(builder, class_names, train, test, settings=ClassifierSettings(), cache_dir=None):

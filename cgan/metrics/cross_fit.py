@@ -47,6 +47,10 @@ from cgan.metrics import classifier as classifier_lib
 SPLIT_SEED = 0          # the train split's halves; part of every half classifier's cache key (its data digest)
 NUM_SPLITS = 4          # H1/H2 splits of each held-out half
 HALF_CACHE_DIR = classifier_lib.CACHE_DIR + "_half{}"
+PROTOCOL = ("cross-fitted: the train split in two stratified halves; feature classifier k trained on half k "
+            "only; fold k measures in its space against the other half, split num_splits times (stratified) "
+            "into H1 and H2: floor = d(H1, H2), generated = d(G, H2), G sized and class-mixed like H1; means "
+            "over both folds and all splits, per class on the class's parts of H1, H2, G")
 
 
 def stratified_halves(labels, rng):
@@ -150,6 +154,42 @@ def fit_classifiers(folds, builder, class_names, train, test, settings, cache_di
         fold.classifier = classifier_lib.load_or_train(builder, class_names, (images[held_in], labels[held_in]),
                                                        test, half_settings(settings),
                                                        os.path.join(cache_dir, HALF_CACHE_DIR.format(fold.index)))
+
+
+def description(folds, train_labels, class_names, seed):
+    """The protocol and every fold's set sizes, for a report.
+
+    Args:
+        folds: from plan_folds, with their classifiers (fit_classifiers).
+        train_labels: [N] int labels of the real train split.
+        class_names: label names, index i naming label i.
+        seed: the seed the H1/H2 splits were drawn from (plan_folds).
+
+    Returns:
+        {"protocol", "halves_seed", "splits_seed", "num_splits", "folds": [per fold: its feature
+        classifier's cache folder, train count and test accuracy, the reference count, and the sizes
+        of H1 and H2, overall and per class]}.
+    """
+    train_labels = np.asarray(train_labels)
+
+    def per_class(labels):
+        counts = np.bincount(labels, minlength=len(class_names))
+        return {name: int(counts[c]) for c, name in enumerate(class_names)}
+
+    described = []
+    for fold in folds:
+        reference_labels = train_labels[fold.reference_indices]
+        h1, h2 = fold.splits[0]  # stratified: every split of a fold has the same sizes
+        described.append({
+            "feature_classifier": HALF_CACHE_DIR.format(fold.index),
+            "feature_classifier_train_count": len(fold.train_indices),
+            "feature_classifier_test_accuracy": fold.classifier.info.get("test_accuracy"),
+            "reference_count": len(fold.reference_indices),
+            "h1_count": len(h1), "h2_count": len(h2),
+            "h1_counts": per_class(reference_labels[h1]), "h2_counts": per_class(reference_labels[h2]),
+        })
+    return {"protocol": PROTOCOL, "halves_seed": SPLIT_SEED, "splits_seed": seed, "num_splits": len(folds[0].splits),
+            "folds": described}
 
 
 def generated_counts(folds, train_labels, num_classes):
