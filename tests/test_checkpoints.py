@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from cgan import checkpoints
 from cgan.errors import UserError
+from conftest import tree
 
 
 class RunState:
@@ -44,18 +45,6 @@ def restore(directory, **kwargs):
     state = RunState()
     store = checkpoints.CheckpointStore(state.checkpoint, str(directory), 3, **kwargs)
     return store.restore(), state, store
-
-
-def tree(directory):
-    """{relative path: bytes, or None for a folder} of everything under directory."""
-    found = {}
-    for root, folders, names in os.walk(directory):
-        for name in folders:
-            found[os.path.relpath(os.path.join(root, name), directory)] = None
-        for name in names:
-            path = os.path.join(root, name)
-            found[os.path.relpath(path, directory)] = open(path, "rb").read()
-    return found
 
 
 def listed_steps(directory):

@@ -22,8 +22,8 @@ from tensorflow.python.lib.io import file_io
 
 from cgan import checkpoints, export, files
 from cgan.errors import UserError
+from conftest import REPO, tree
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
@@ -38,18 +38,6 @@ def file_size_limit(limit):
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, handler)
-
-
-def tree(directory):
-    """{relative path: bytes, or None for a folder} of everything under directory."""
-    found = {}
-    for root, folders, names in os.walk(directory):
-        for name in folders:
-            found[os.path.relpath(os.path.join(root, name), directory)] = None
-        for name in names:
-            path = os.path.join(root, name)
-            found[os.path.relpath(path, directory)] = open(path, "rb").read()
-    return found
 
 
 class Run:
