@@ -1,6 +1,6 @@
 """Training input: a prepared TFDS split, shuffled each epoch, in global batches; in memory or streamed.
 
-    builder = datasets.prepare_dataset(config)                      # cgan.datasets
+    builder = datasets.prepare("isic_skin_cancer/real_64", data_dir, manual_dir)   # cgan.datasets
     train = input_pipeline.open_split(builder, "train", mode="auto", memory_budget_mib=2048)
     train.mode, train.num_examples, train.resolution               # "memory" or "stream", N, R
     dataset = train.dataset(global_batch_size=16, seed=0, start_step=0,
@@ -286,8 +286,8 @@ def open_split(builder, split, mode, memory_budget_mib):
     reason = (f"--input={mode}" if mode != "auto" else
               f"{decoded_mib:.0f} MiB decoded {'>' if chosen == 'stream' else '≤'} --input_memory_budget="
               f"{memory_budget_mib} MiB")
-    logging.info("Input: %s %s split of %s (%s)", "streaming the" if chosen == "stream" else "holding the",
-                 split, builder.info.full_name, reason)
+    logging.info("Input: the %s split of %s %s (%s)", split, builder.info.full_name,
+                 "streamed from disk" if chosen == "stream" else "decoded into memory", reason)
     if chosen == "memory":
         images, labels = load_split(builder, split)
         return TrainingSplit("memory", len(images), int(images.shape[1]), arrays=(images, labels))
