@@ -132,6 +132,9 @@ class TrainConfig:
                          "norm) or none.", choices=DISCRIMINATOR_NORMS, fixes_model=True)
     d_attention: int = option(0, "Self-attention in D after the block of this side in pixels, e.g. 32; 0 = none.",
                               lower=0, fixes_model=True)
+    d_minibatch_std: bool = option(False, "Give D the spread of each group of 4 images in a batch (minibatch "
+                                   "standard deviation, Karras et al., 2018), so it can reject a generator whose "
+                                   "images within a batch look alike.", fixes_model=True)
     # Bookkeeping, in steps.
     checkpoint_every: int = option(1000, "Steps between checkpoints (and model exports).", lower=1)
     summary_every: int = option(100, "Steps between TensorBoard scalars and progress lines.", lower=1)

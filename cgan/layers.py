@@ -272,6 +272,42 @@ class GlobalSumPooling2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class MinibatchStdDev(keras.layers.Layer):
+    """[B, H, W, C] -> [B, H, W, C + 1]: appends the batch's spread, so D can see a collapsed batch.
+
+    Karras et al. (2018, ProGAN; kept in StyleGAN2-ADA): the batch is cut into groups of
+    `group_size` images (the largest of group_size, ..., 2, 1 that divides B; groups take every
+    (B / g)-th image), the standard deviation of every feature over each group is averaged into one
+    number, and that number becomes a constant extra channel of each image of the group. A generator
+    whose images within a batch look alike gives a small value that D learns to reject. Computed in
+    float32 whatever the layer's dtype.
+    """
+
+    def __init__(self, group_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = int(group_size)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")                                       # [B, H, W, C]
+        batch = ops.shape(x)[0]
+        group = 1
+        for size in range(2, self.group_size + 1):                            # largest divisor <= group_size
+            group = ops.where(ops.equal(batch % size, 0), size, group)
+        grouped = ops.reshape(x, (group, -1) + tuple(x.shape[1:]))            # [g, B/g, H, W, C]
+        variance = ops.mean(ops.square(grouped - ops.mean(grouped, axis=0, keepdims=True)), axis=0)
+        spread = ops.mean(ops.sqrt(variance + 1e-8), axis=(1, 2, 3))         # [B/g]
+        spread = ops.tile(spread, (group,))                                   # [B], image i -> group i mod B/g
+        plane = ops.ones_like(x[..., :1]) * spread[:, None, None, None]       # [B, H, W, 1]
+        return ops.cast(ops.concatenate([x, plane], axis=-1), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (input_shape[-1] + 1,)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ClassStrength(keras.layers.Layer):
     """x -> λ · x, with λ a non-trainable float32 scalar starting at 1: how much of the class signal
     passes (transitional training, Shahbazi et al. 2022, ramps λ from 0 to 1).

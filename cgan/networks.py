@@ -304,7 +304,7 @@ def build_generator(resolution, latent_dim, num_classes, dtype="float32", synchr
 
 def build_discriminator(resolution, num_classes, dtype="float32", synchronized_bn=False,
                         conditioning="concat", norm="batch", attention_resolution=0, architecture="dcgan",
-                        channels=None, class_strength=False):
+                        channels=None, class_strength=False, minibatch_std=False):
     """Builds the conditional discriminator.
 
     Args:
@@ -321,6 +321,8 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
         architecture: "dcgan" (the baseline's) or "resnet" (BigGAN-style residual blocks).
         channels: the resnet's base width c (None: RESNET_D_CHANNELS); must be None for "dcgan".
         class_strength: scale the class signal by a ClassStrength λ (see set_class_strength).
+        minibatch_std: append the batch's spread (layers.MinibatchStdDev) to the last feature map and
+            mix it in with a 1×1 convolution, so D can reject a batch whose images look alike.
 
     Returns:
         keras.Model named "discriminator": inputs [image [B, R, R, 3] float in [-1, 1], label [B] int32],
@@ -371,6 +373,12 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
                 x = _batch_norm(dtype, synchronized_bn)(x)
             x = keras.layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x)             # [B, side, side, f]
             x = attend(x, side)
+    if minibatch_std:
+        channels_last = x.shape[-1]
+        x = layers.MinibatchStdDev(dtype=dtype)(x)                              # [B, s, s, C + 1]
+        x = conv(channels_last, 1, dtype=dtype)(x)                              # [B, s, s, C]
+        x = (keras.layers.ReLU(dtype=dtype) if architecture == "resnet"
+             else keras.layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype))(x)
     if conditioning == "projection":
         logit = _projection_logit(x, label, num_classes, dense, spectral, class_strength)  # [B, 1]
     elif architecture == "resnet":

@@ -60,7 +60,8 @@ class TrainStep:
                     resolution, num_classes, dtype=policy, synchronized_bn=synchronized,
                     conditioning=config.d_conditioning, norm=config.d_norm,
                     attention_resolution=config.d_attention, architecture=config.arch,
-                    channels=config.d_channels or None, class_strength=self.transitional)
+                    channels=config.d_channels or None, class_strength=self.transitional,
+                    minibatch_std=config.d_minibatch_std)
             except ValueError as e:
                 raise UserError(f"{e} (check the architecture flags)") from None
             self.g_optimizer = self._make_optimizer(config.g_learning_rate or config.learning_rate)
