@@ -12,10 +12,10 @@ seeds and manifest are described in cgan/dataset_export.py.
 """
 
 import os
-import sys
 
 from absl import app, flags
 
+from cgan import cli
 from cgan.errors import UserError
 
 flags.DEFINE_string("label", None, "Class to generate: an index (3) or a name (melanoma). Required unless --serve.")
@@ -108,8 +108,7 @@ def main(argv):
         paths = sampling.write_samples(generator, info, label, range(FLAGS.seed, FLAGS.seed + FLAGS.num),
                                        FLAGS.out_dir, truncation)
     except UserError as e:
-        print(f"sample.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail("sample.py", e)
     print(f"Wrote {len(paths) - 1} images of class {label} ({info['class_names'][label]}) and a grid: "
           f"{paths[-1]}")
 
@@ -119,8 +118,7 @@ def _parse_flags(argv):
     try:
         return FLAGS(argv)
     except flags.Error as e:
-        print(f"sample.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail("sample.py", e)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@
     settings = dataset_export.ExportSettings(top_up_to="max")
     manifest = dataset_export.export_dataset("runs/demo/generator.keras", "out/balanced", settings)
 
-    source = dataset_export.load_source("runs/demo/generator.keras")   # the model and its real data
-    pictures, labels = dataset_export.generate_top_up(source)           # the same images, in memory
+    source = run_source.load_source("runs/demo/generator.keras")        # the model and its real data
+    pictures, labels, seeds = dataset_export.generate_top_up(source)    # the same images, in memory
 
 The tree is what the real data looks like to a classifier, and to the `folders_*` configs of
 data/isic_skin_cancer (`--dataset=isic_skin_cancer/folders_64 --manual_dir=OUT`):
@@ -24,9 +24,9 @@ without patients' images, add `real_test=False`: the tree then has no Test/ and 
 images; a class that already has N or more keeps its real images and gets none. `top_up_to="max"`
 fills every class up to the largest class's real count: a balanced training set.
 
-Real images are the run's prepared dataset (its config.json, or the config stored with the exported
-generator, names the dataset, data_dir and manual_dir) at the model's resolution, written as PNG:
-this works for every dataset, including the embedded synthetic one, which has no files.
+Real images are the run's prepared dataset (cgan.run_source: its config.json, or the config stored
+with the exported generator, names the dataset, data_dir and manual_dir) at the model's resolution,
+written as PNG: this works for every dataset, including the embedded synthetic one, which has no files.
 
 Seeds. Generated image k of a command comes from one seed; seeds are handed out in one run of
 consecutive numbers, class 0's first, so no two classes share a seed (seed s gives the same z in
@@ -48,15 +48,14 @@ import os
 from absl import logging
 import numpy as np
 
-from cgan import datasets, export, images, input_pipeline, sampling
+from cgan import images, run_source, sampling
 from cgan.errors import UserError
-from cgan.files import atomic_write_bytes
+from cgan.files import atomic_write_json
 
 MANIFEST_FILE = "manifest.json"
 TRAIN_DIR = "Train"
 TEST_DIR = "Test"
 TOP_UP_MAX = "max"
-RUN_CONFIG_FILE = "config.json"  # written into the workdir by trainer.py
 _MANIFEST_FORMAT = 1
 _GENERATE_CHUNK = 256  # images generated and written at a time, bounding memory for large exports
 
@@ -114,102 +113,6 @@ def _parse_top_up(value):
     return count
 
 
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """A generator and the real data it was trained on.
-
-    Attributes:
-        generator: keras.Model from export.load_generator.
-        info: its metadata (class_names, latent_dim, resolution, step, ...).
-        model_path: the generator file.
-        dataset: the run's --dataset, e.g. "isic_skin_cancer/synthetic_64".
-        builder: the prepared TFDS builder of that dataset.
-        class_names: tuple of label names, index i naming label i.
-        train: (images [N, R, R, 3] uint8, labels [N] int32), the real train split.
-        test: (images [M, R, R, 3] uint8, labels [M] int32), the real test split.
-    """
-
-    generator: object
-    info: dict
-    model_path: str
-    dataset: str
-    builder: object
-    class_names: tuple
-    train: tuple
-    test: tuple
-
-    @property
-    def train_counts(self):
-        """[K] int: real training images per class."""
-        return np.bincount(self.train[1], minlength=len(self.class_names))
-
-    @property
-    def step(self):
-        return int(self.info.get("step", 0))
-
-
-def run_dataset(model_path, info):
-    """Which dataset a generator was trained on: {"dataset", "data_dir", "manual_dir"}.
-
-    Read from the run's config.json beside the model when there is one, otherwise from the config
-    that trainer.py stores in the model's .json.
-
-    Raises:
-        UserError: neither says, or config.json cannot be read.
-    """
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), RUN_CONFIG_FILE)
-    config = None
-    if os.path.isfile(path):
-        try:
-            with open(path) as f:
-                config = json.load(f)
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot read {path} ({type(e).__name__}: {e}): it is written by trainer.py; "
-                            f"restore it or move the model out of that folder") from None
-    if not isinstance(config, dict) or not config.get("dataset"):
-        config = info.get("config")
-    if not isinstance(config, dict) or not config.get("dataset"):
-        raise UserError(f"cannot tell which dataset {model_path} was trained on: neither {RUN_CONFIG_FILE} "
-                        f"beside it nor its {os.path.basename(export.info_path(model_path))} names one; "
-                        f"use the generator.keras of a run made by trainer.py")
-    return {"dataset": config["dataset"], "data_dir": config.get("data_dir") or "",
-            "manual_dir": config.get("manual_dir") or ""}
-
-
-def load_source(model_path):
-    """Loads a generator and the real train and test splits of its dataset.
-
-    Args:
-        model_path: an exported generator .keras file (generator.json beside it).
-
-    Returns:
-        a Source.
-
-    Raises:
-        UserError: missing or damaged model, dataset that cannot be found or prepared, or one whose
-            classes or resolution are not the model's.
-    """
-    generator, info = export.load_generator(model_path)
-    where = run_dataset(model_path, info)
-    try:
-        builder = datasets.prepare(where["dataset"], where["data_dir"], where["manual_dir"])
-    except UserError as e:
-        raise UserError(f"the dataset of {model_path} ({where['dataset']}) cannot be found: {e}") from None
-    class_names = tuple(info["class_names"])
-    dataset_classes = tuple(datasets.class_names(builder))
-    if class_names != dataset_classes:
-        raise UserError(f"{model_path} makes classes {', '.join(class_names)} but {where['dataset']} has "
-                        f"{', '.join(dataset_classes)}: use the data_dir the run was trained with")
-    train = input_pipeline.load_split(builder, "train")
-    test = input_pipeline.load_split(builder, "test")
-    resolution = int(info.get("resolution") or generator.output_shape[1])
-    if train[0].shape[1] != resolution:
-        raise UserError(f"{model_path} makes {resolution}x{resolution} images but {where['dataset']} holds "
-                        f"{train[0].shape[1]}x{train[0].shape[2]}: use the dataset the run was trained on")
-    return Source(generator, info, os.path.abspath(model_path), where["dataset"], builder, class_names,
-                  train, test)
-
-
 def top_up_target(top_up_to, real_counts):
     """The per-class target of top-up mode: the count given, or the largest class's for "max"."""
     return int(np.max(real_counts)) if top_up_to == TOP_UP_MAX else int(top_up_to)
@@ -231,6 +134,12 @@ def top_up_counts(target, held):
 def allocate_seeds(counts, first_seed):
     """Consecutive, disjoint seed ranges, class 0's first.
 
+    Why one run of consecutive seeds (cgan.evaluate gives class c the seeds from seed + c * 1,000,000
+    instead): an export grows by later commands (`--export_add`) with counts per class that nothing
+    bounds in advance, and one number in its manifest (next_seed) says where the next command starts,
+    whatever classes it adds to. The memorisation check and the downstream comparison take their
+    images from here too, so that they measure exactly the images an export writes.
+
     Args:
         counts: [K] images per class.
         first_seed: the first seed.
@@ -247,7 +156,7 @@ def generate_top_up(source, seed=0, truncation=None):
     --top_up_to=max --seed=SEED` writes them, in memory.
 
     Args:
-        source: a Source.
+        source: a run_source.Source.
         seed: first seed.
         truncation: None, or the truncation threshold.
 
@@ -256,11 +165,7 @@ def generate_top_up(source, seed=0, truncation=None):
     """
     counts = top_up_counts(top_up_target(TOP_UP_MAX, source.train_counts), source.train_counts)
     seeds = allocate_seeds(counts, seed)
-    resolution = source.train[0].shape[1]
-    pictures = [sampling.generate(source.generator, label, class_seeds, source.info["latent_dim"], truncation)
-                for label, class_seeds in enumerate(seeds) if len(class_seeds)]
-    pictures = np.concatenate(pictures) if pictures else np.zeros((0, resolution, resolution, 3), np.uint8)
-    labels = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    pictures, labels = run_source.generate_classes(source, seeds, truncation)
     return pictures, labels, seeds
 
 
@@ -390,7 +295,7 @@ def _new_manifest(old, source, settings, plan):
     return {
         "format": _MANIFEST_FORMAT,
         "class_names": list(names),
-        "resolution": int(source.train[0].shape[1]),
+        "resolution": source.resolution,
         "counts": counts,
         "next_seed": max(next_seed, plan.seeds[-1].stop),
         "seeds": "generated image k of a command uses seed `first + k` of its class's range (sampling.generate)",
@@ -414,11 +319,11 @@ def export_dataset(model_path, out_dir, settings):
 
     Raises:
         UserError: out_dir is a file, or not empty without settings.add, or not an export to add to;
-            bad model or dataset (load_source); seeds or files that already exist.
+            bad model or dataset (run_source.load_source); seeds or files that already exist.
     """
     old = _check_out_dir(out_dir, settings.add)
-    source = load_source(model_path)
-    resolution = int(source.train[0].shape[1])
+    source = run_source.load_source(model_path)
+    resolution = source.resolution
     if old is not None and (tuple(old["class_names"]) != source.class_names or old.get("resolution") != resolution):
         raise UserError(f"--export_add: {out_dir} holds {old.get('resolution')}px images of classes "
                         f"{', '.join(old['class_names'])}, not this model's {resolution}px "
@@ -434,9 +339,12 @@ def export_dataset(model_path, out_dir, settings):
     _write_real(planned, "train", source.train)
     _write_real(planned, "test", source.test)
     _write_generated(source, plan.seeds, settings.truncation, out_dir)
+    # The images were written without a flush each (a large export would wait on the disk once per
+    # file); one flush of them all, then the manifest, last and flushed: a tree whose manifest does
+    # not list a file was interrupted while writing it, even by a power cut.
+    os.sync()
     manifest = _new_manifest(old, source, settings, plan)
-    # Last, so that a tree whose manifest does not list a file was interrupted while writing it.
-    atomic_write_bytes(os.path.join(out_dir, MANIFEST_FILE), (json.dumps(manifest, indent=2) + "\n").encode())
+    atomic_write_json(os.path.join(out_dir, MANIFEST_FILE), manifest)
     return manifest
 
 
@@ -461,7 +369,7 @@ def _write_real(planned, kind, split):
             continue
         if label not in members:
             members[label] = np.flatnonzero(split_labels == label)
-        images.write_png(path, split_images[members[label][index]])
+        images.write_png(path, split_images[members[label][index]], sync=False)
 
 
 def _write_generated(source, seeds, truncation, out_dir):
@@ -473,8 +381,7 @@ def _write_generated(source, seeds, truncation, out_dir):
         class_dir = os.path.join(out_dir, TRAIN_DIR, name)
         for start in range(0, len(class_seeds), _GENERATE_CHUNK):
             chunk = class_seeds[start:start + _GENERATE_CHUNK]
-            pictures = sampling.generate(source.generator, label, chunk, source.info["latent_dim"],
-                                         truncation)                                   # [n, R, R, 3]
+            pictures = sampling.generate(source.generator, label, chunk, source.latent_dim, truncation)  # [n, R, R, 3]
             file_names, _ = sampling.file_names(label, name, chunk, truncation)
             for file_name, picture in zip(file_names, pictures):
-                images.write_png(os.path.join(class_dir, file_name), picture)
+                images.write_png(os.path.join(class_dir, file_name), picture, sync=False)

@@ -4,7 +4,7 @@
     python -m cgan.downstream --workdir=runs/demo --seeds=5 --epochs=30 --json=downstream.json
     python -m cgan.downstream --workdir=runs/demo --downstream_classifier=EfficientNetB0   # for a GPU
 
-    report = downstream.run(source, DownstreamSettings(seeds=3))     # source: dataset_export.load_source
+    report = downstream.run(source, DownstreamSettings(seeds=3))     # source: run_source.load_source
     print("\\n".join(downstream.table_lines(report)))
 
 Two training sets, each used to train a fresh classifier once per classifier seed (0, 1, ...):
@@ -30,8 +30,8 @@ Classifiers:
 - any `keras.applications` model by name (MobileNetV3Small, EfficientNetB0, ResNet50, ...): weights
   None (trained from scratch: nothing is downloaded), the application's own `preprocess_input`,
   the images resized (bilinear) to the smallest input it accepts when the dataset's are smaller,
-  random flips, global average pooling, dropout and a dense layer of class logits; the same optimiser,
-  batch size and epochs. Meant for machines with a GPU.
+  random flips, global average pooling, dropout and a dense layer of class logits; trained by the same
+  `train_classifier` (optimiser, batch size, epochs, shuffling). Meant for machines with a GPU.
 
 Outputs: the JSON report (default <workdir>/eval/downstream_step_<step>.json), one table on stdout,
 and TensorBoard scalars under downstream/ in <workdir>/eval (downstream/real/balanced_accuracy,
@@ -39,7 +39,6 @@ downstream/real+synthetic/macro_f1, downstream/delta/recall/melanoma, ...) with 
 """
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -51,13 +50,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cgan import dataset_export, export, sampling
+from cgan import cli, dataset_export, run_source, sampling
 from cgan.errors import UserError
-from cgan.files import atomic_write_bytes
+from cgan.files import atomic_write_json
 from cgan.metrics import classifier as classifier_lib
 
-EVAL_DIR = "eval"
-SUMMARY_DIR = "downstream"       # TensorBoard scalars, under EVAL_DIR
+REPORT_NAME = "downstream"       # eval/downstream_step_<step>.json
+SUMMARY_DIR = "downstream"       # TensorBoard scalars, in the workdir's eval/
 DEFAULT_CLASSIFIER = "small_cnn"
 ARMS = ("real", "real+synthetic")
 SPREAD_FACTOR = 2.0              # |Δ mean| > SPREAD_FACTOR × pooled std: beyond the seed-to-seed spread
@@ -65,7 +64,6 @@ RULE = (f"|delta| > {SPREAD_FACTOR:g} x pooled std, pooled std = sqrt((s_real^2 
         f"over classifier seeds: a rule of thumb for 'larger than the seed-to-seed spread', not a "
         f"significance test")
 _SUMMARY_METRICS = ("balanced_accuracy", "macro_f1", "accuracy")
-_PREDICT_BATCH = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,48 +117,44 @@ def application(name):
     return getattr(keras.applications, name)
 
 
-class _ApplicationClassifier:
-    """A keras.applications network with a fresh head, trained from scratch."""
+def application_classifier(name, resolution, num_classes, seed):
+    """A keras.applications network with a fresh head, untrained, with build_classifier's contract.
 
-    def __init__(self, name, resolution, num_classes, settings, seed):
-        constructor = application(name)
-        self.preprocess = sys.modules[constructor.__module__].preprocess_input
-        keras.utils.set_random_seed(seed)  # the applications' layers take no per-layer seeds
-        self.size = resolution
-        try:
-            backbone = constructor(include_top=False, weights=None, input_shape=(resolution, resolution, 3),
-                                   pooling="avg")
-        except ValueError as e:  # "Input size must be at least 75x75; ..." (InceptionV3, Xception)
-            match = re.search(r"at least (\d+)x(\d+)", str(e))
-            if not match:
-                raise
-            self.size = int(match.group(1))
-            backbone = constructor(include_top=False, weights=None, input_shape=(self.size, self.size, 3),
-                                   pooling="avg")
-        inputs = keras.Input((self.size, self.size, 3))
-        x = keras.layers.RandomFlip("horizontal_and_vertical", seed=seed)(inputs)
-        x = keras.layers.Dropout(0.3, seed=seed + 1)(backbone(x))
-        logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
-        self.model = keras.Model(inputs, logits, name=f"downstream_{name}")
-        self.model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    Like cgan.metrics.classifier.build_classifier it takes [B, R, R, 3] float32 pixels in [0, 255] and
+    gives [B, num_classes] logits, and its "features" layer is the penultimate activation (here the
+    backbone's pooled output), so train_classifier and Classifier serve both.
 
-    def _pixels(self, pictures):
-        x = tf.cast(pictures, tf.float32)                                     # [B, R, R, 3] in [0, 255]
-        if self.size != x.shape[1]:
-            x = tf.image.resize(x, (self.size, self.size), method="bilinear")  # [B, S, S, 3]
-        return self.preprocess(x)
+    Args:
+        name: a keras.applications model, e.g. "MobileNetV3Small".
+        resolution: R.
+        num_classes: K.
+        seed: seeds the weights, the flips and the dropout.
 
-    def fit(self, pictures, labels, settings, seed):
-        dataset = tf.data.Dataset.from_tensor_slices((pictures, labels.astype(np.int32)))
-        dataset = dataset.shuffle(len(pictures), seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(settings.batch_size).map(lambda x, y: (self._pixels(x), y))
-        self.model.fit(dataset.prefetch(tf.data.AUTOTUNE), epochs=settings.epochs, shuffle=False, verbose=0)
-
-    def predict(self, pictures):
-        logits = [self.model(self._pixels(pictures[start:start + _PREDICT_BATCH]), training=False)
-                  for start in range(0, len(pictures), _PREDICT_BATCH)]
-        return np.concatenate([np.asarray(batch) for batch in logits]).argmax(axis=1)
+    Raises:
+        UserError: no such model.
+    """
+    constructor = application(name)
+    preprocess = sys.modules[constructor.__module__].preprocess_input
+    keras.utils.set_random_seed(seed)  # the applications' layers take no per-layer seeds
+    size = resolution
+    try:
+        backbone = constructor(include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg")
+    except ValueError as e:  # "Input size must be at least 75x75; ..." (InceptionV3, Xception)
+        match = re.search(r"at least (\d+)x(\d+)", str(e))
+        if not match:
+            raise
+        size = int(match.group(1))
+        backbone = constructor(include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg")
+    inputs = keras.Input((resolution, resolution, 3), name="pixels")                 # [B, R, R, 3] in [0, 255]
+    x = inputs
+    if size != resolution:
+        x = keras.layers.Resizing(size, size, interpolation="bilinear")(x)           # [B, S, S, 3]
+    x = keras.layers.Lambda(preprocess, name="preprocess_input")(x)
+    x = keras.layers.RandomFlip("horizontal_and_vertical", seed=seed)(x)
+    features = keras.layers.Identity(name=classifier_lib.FEATURE_LAYER)(backbone(x))  # [B, C]
+    x = keras.layers.Dropout(0.3, seed=seed + 1)(features)
+    logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name=f"downstream_{name}")
 
 
 def train_and_predict(train, test_images, num_classes, settings, seed):
@@ -177,14 +171,13 @@ def train_and_predict(train, test_images, num_classes, settings, seed):
         [M] int predicted labels.
     """
     train_images, train_labels = train
-    if settings.classifier == DEFAULT_CLASSIFIER:
-        recipe = classifier_lib.ClassifierSettings(epochs=settings.epochs, batch_size=settings.batch_size,
-                                                   learning_rate=settings.learning_rate, seed=seed)
-        model = classifier_lib.train_classifier(train_images, train_labels, num_classes, recipe)
-        return classifier_lib.Classifier(model, {}).predict(test_images)
-    network = _ApplicationClassifier(settings.classifier, train_images.shape[1], num_classes, settings, seed)
-    network.fit(train_images, train_labels, settings, seed)
-    return network.predict(test_images)
+    recipe = classifier_lib.ClassifierSettings(epochs=settings.epochs, batch_size=settings.batch_size,
+                                               learning_rate=settings.learning_rate, seed=seed)
+    model = None  # train_classifier builds the small CNN
+    if settings.classifier != DEFAULT_CLASSIFIER:
+        model = application_classifier(settings.classifier, train_images.shape[1], num_classes, seed)
+    model = classifier_lib.train_classifier(train_images, train_labels, num_classes, recipe, model=model)
+    return classifier_lib.Classifier(model, {}).predict(test_images)
 
 
 def classification_metrics(labels, predictions, class_names):
@@ -249,7 +242,7 @@ def run(source, settings):
     """Trains the classifiers of both training sets and compares them on the real test split.
 
     Args:
-        source: dataset_export.Source (the generator and its real data).
+        source: run_source.Source (the generator and its real data).
         settings: DownstreamSettings.
 
     Returns:
@@ -341,21 +334,15 @@ def measure(workdir, settings, json_path=None):
     Raises:
         UserError: missing workdir or model, dataset that cannot be found.
     """
-    if not os.path.isdir(workdir):
-        raise UserError(f"--workdir={workdir} is not a directory: pass the run directory of trainer.py")
-    source = dataset_export.load_source(os.path.join(workdir, export.GENERATOR_FILE))
-    report = run(source, settings)
-    eval_dir = os.path.join(workdir, EVAL_DIR)
-    json_path = json_path or os.path.join(eval_dir, f"downstream_step_{report['step']:06d}.json")
-    atomic_write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode())
-    write_summaries(report, eval_dir)
+    report = run(run_source.load_workdir(workdir), settings)
+    json_path = run_source.report_path(workdir, REPORT_NAME, report["step"], json_path)
+    atomic_write_json(json_path, report)
+    write_summaries(report, run_source.eval_dir(workdir))
     return report, json_path
 
 
 def _define_flags():
-    # Defined only when run as a program, so importing this module adds no flags.
     from absl import flags
-    flags.DEFINE_string("workdir", None, "Run directory of trainer.py (generator.keras, config.json).")
     flags.DEFINE_integer("seeds", DownstreamSettings.seeds, "Classifier seeds per training set (0, 1, ...).")
     flags.DEFINE_integer("epochs", DownstreamSettings.epochs, "Epochs of each classifier's training.")
     flags.DEFINE_string("downstream_classifier", DEFAULT_CLASSIFIER,
@@ -364,41 +351,15 @@ def _define_flags():
                         f"(trained from scratch; meant for a GPU).")
     flags.DEFINE_integer("seed", 0, "First seed of the generated images (as sample.py --export_dir --seed).")
     flags.DEFINE_float("truncation", None, "Truncation threshold of the generated images, as in sample.py.")
-    flags.DEFINE_string("json", None, "Report path; default <workdir>/eval/downstream_step_<step>.json.")
 
 
-def _parse_flags(argv):
-    from absl import flags
-    _define_flags()
-    try:
-        parsed = flags.FLAGS(argv)
-        if flags.FLAGS.workdir is None:
-            raise flags.Error("--workdir is required: pass the run directory of trainer.py")
-        return parsed
-    except flags.Error as e:
-        print(f"downstream: error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
-def main(argv):
-    from absl import flags
-    values = flags.FLAGS
-    start = time.perf_counter()
-    try:
-        if len(argv) > 1:
-            raise UserError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
-        settings = DownstreamSettings(seeds=values.seeds, epochs=values.epochs, classifier=values.downstream_classifier,
-                                      seed=values.seed, truncation=values.truncation)
-        report, path = measure(values.workdir, settings, values.json)
-    except UserError as e:
-        print(f"downstream: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    for line in table_lines(report):
-        print(line)
-    print(f"Report: {path}  TensorBoard: {os.path.join(values.workdir, EVAL_DIR)}  "
-          f"({time.perf_counter() - start:.0f} s)")
+def _main(flag_values):
+    settings = DownstreamSettings(seeds=flag_values.seeds, epochs=flag_values.epochs,
+                                  classifier=flag_values.downstream_classifier, seed=flag_values.seed,
+                                  truncation=flag_values.truncation)
+    report, path = measure(flag_values.workdir, settings, flag_values.json)
+    return table_lines(report) + [f"Report: {path}  TensorBoard: {run_source.eval_dir(flag_values.workdir)}"]
 
 
 if __name__ == "__main__":
-    from absl import app
-    app.run(main, flags_parser=_parse_flags)
+    cli.run("downstream", REPORT_NAME, _define_flags, _main)

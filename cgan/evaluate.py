@@ -13,9 +13,12 @@
 What is generated: image i of class c comes from seed `seed + c * SEED_STRIDE + i`
 (`sampling.generate(generator, c, [that seed])`, the image `sample.py --label=c
 --seed=<seed + c * SEED_STRIDE>` writes as its image i), so no noise vector serves two classes, and
-the same seeds are used at every evaluation, so numbers compare across steps. Each class gets as
-many images as its largest use needs (generated_counts); every metric takes the FIRST images of a
-class:
+the same seeds are used at every evaluation, so numbers compare across steps. Why a stride, where
+an export (cgan.dataset_export.allocate_seeds) hands out one run of consecutive seeds: with a stride,
+a class's image i does not depend on how many images the classes before it get (num_per_class, the
+train split's class counts, the held-out sets' sizes), so two evaluations with other counts still
+measure the same first images of every class. Each class gets as many images as its largest use
+needs (generated_counts); every metric takes the FIRST images of a class:
 - GAN-test: images 0 … n−1 of every class (n = num_per_class).
 - CAS: images 0 … N_c−1 of class c, N_c being its count in the real train split, so the generated
   training set has the real one's class counts.
@@ -44,7 +47,8 @@ cgan.metrics.cross_fit define them):
   reports only, never with published FIDs.
 FD values depend on the sample counts (biased up for small sets), hence the floors at equal counts.
 A metric needing more samples than a set has (precision/recall needs 4) is left out for that set.
-The report also names the worst class: the lowest classifier_recall and the highest classifier_fd_ratio.
+The report also names the worst class: the lowest classifier_recall and the highest classifier_fd_ratio
+(cgan.evaluation_report reads reports: the worst class, the per-class summaries, the text).
 
 Costs: the real-trained classifier and the two half classifiers are trained once per dataset and
 cached; CAS trains one classifier per evaluation (train_cas=False skips it, e.g. during training).
@@ -52,10 +56,8 @@ cached; CAS trains one classifier per evaluation (train_cas=False skips it, e.g.
 
 import collections
 import io
-import json
 import math
 import os
-import sys
 import time
 
 from absl import logging
@@ -63,10 +65,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cgan import datasets, export, input_pipeline, sampling
-from cgan.config import TrainConfig
+from cgan import cli, datasets, export, input_pipeline, run_source, sampling
 from cgan.errors import UserError
-from cgan.files import atomic_write_bytes
+from cgan.evaluation_report import SPACE_NAMES, class_summaries, finite_or_none, summary_lines, worst_classes
+from cgan.files import atomic_write_bytes, atomic_write_json
 from cgan.metrics import cas as cas_lib
 from cgan.metrics import classifier as classifier_lib
 from cgan.metrics import cross_fit, inception, kid, precision_recall
@@ -74,17 +76,11 @@ from cgan.metrics import cross_fit, inception, kid, precision_recall
 DEFAULT_NUM_PER_CLASS = 100
 SEED_STRIDE = 1_000_000   # seeds of class c start at seed + c * SEED_STRIDE: no class reuses another's
 SEED_MAX = 2**31 - 1      # the largest seed sample.py and the web API take
-EVAL_DIR = "eval"
+REPORT_NAME = "report"    # eval/report_step_<step>.json
 INCEPTION_CACHE_DIR = "inception_features"
 FID_NOTE = ("FID/KID here use Keras' ImageNet InceptionV3 weights and a bilinear resize to 299x299, not the "
             "TF1 Inception graph and resize of the reference FID code: they compare with other reports of "
             "this tool only, never with published FIDs")
-# Metric names per feature space: the Inception ones follow the literature; the classifier's carry its prefix.
-_SPACE_NAMES = {
-    "classifier": {"fd": "classifier_fd", "kid": "classifier_kid", "precision": "classifier_precision",
-                   "recall": "classifier_recall"},
-    "inception": {"fd": "fid", "kid": "kid", "precision": "inception_precision", "recall": "inception_recall"},
-}
 
 
 def image_seeds(seed, label, count):
@@ -103,7 +99,7 @@ class Evaluator:
 
     def __init__(self, builder, class_names, resolution, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0,
                  inception_weights=inception.IMAGENET, classifier_settings=classifier_lib.ClassifierSettings(),
-                 cache_dir=None, train_cas=True, num_splits=cross_fit.NUM_SPLITS):
+                 cache_dir=None, train_cas=True, num_splits=cross_fit.NUM_SPLITS, splits=None):
         """
         Args:
             builder: the prepared TFDS builder of the run's dataset (cgan.datasets.prepare).
@@ -119,6 +115,8 @@ class Evaluator:
                 None = builder.data_dir.
             train_cas: whether every evaluation trains the CAS classifier (one classifier training).
             num_splits: H1/H2 splits of each held-out half (cgan.metrics.cross_fit).
+            splits: (train, test) of the builder's dataset when already loaded, each (images [N, R, R, 3]
+                uint8, labels [N] int) (a run_source.Source's); None loads them.
 
         Raises:
             UserError: bad sample count or seed, a dataset that does not match the generator, a missing
@@ -140,8 +138,9 @@ class Evaluator:
         self.seed = int(seed)
         self.train_cas = bool(train_cas)
         self.classifier_settings = classifier_settings
-        train_images, self.train_labels = input_pipeline.load_split(builder, "train")  # [N, R, R, 3], [N]
-        self.test = input_pipeline.load_split(builder, "test")
+        if splits is None:
+            splits = input_pipeline.load_split(builder, "train"), input_pipeline.load_split(builder, "test")
+        (train_images, self.train_labels), self.test = splits                              # [N, R, R, 3], [N]
         if train_images.shape[1] != resolution:
             raise UserError(f"the generator makes {resolution}x{resolution} images but "
                             f"{builder.info.full_name} holds {train_images.shape[1]}x{train_images.shape[2]}: "
@@ -215,19 +214,6 @@ class Evaluator:
         def per_class(counts):
             return {names[c]: int(counts[c]) for c in range(len(names))}
 
-        folds = []
-        for fold in self.folds:
-            reference_labels = self.train_labels[fold.reference_indices]
-            h1, h2 = fold.splits[0]  # stratified: every split of a fold has the same sizes
-            folds.append({
-                "feature_classifier": cross_fit.HALF_CACHE_DIR.format(fold.index),
-                "feature_classifier_train_count": len(fold.train_indices),
-                "feature_classifier_test_accuracy": fold.classifier.info.get("test_accuracy"),
-                "reference_count": len(fold.reference_indices),
-                "h1_count": len(h1), "h2_count": len(h2),
-                "h1_counts": per_class(np.bincount(reference_labels[h1], minlength=len(names))),
-                "h2_counts": per_class(np.bincount(reference_labels[h2], minlength=len(names))),
-            })
         return {
             "dataset": self.builder.info.full_name,
             "class_names": list(names),
@@ -248,27 +234,13 @@ class Evaluator:
             "real": {
                 "train_counts": per_class(self.train_counts),
                 "test_counts": per_class([test_counts.get(c, 0) for c in range(len(names))]),
-                "reference": {
-                    "protocol": ("cross-fitted: the train split in two stratified halves; feature classifier k "
-                                 "trained on half k only; fold k measures in its space against the other half, "
-                                 "split num_splits times (stratified) into H1 and H2: floor = d(H1, H2), "
-                                 "generated = d(G, H2), G sized and class-mixed like H1; means over both folds "
-                                 "and all splits, per class on the class's parts of H1, H2, G"),
-                    "halves_seed": cross_fit.SPLIT_SEED,
-                    "splits_seed": self.seed,
-                    "num_splits": len(self.folds[0].splits),
-                    "folds": folds,
-                    "inception": "the same reference sets and floors",
-                },
+                "reference": {**cross_fit.description(self.folds, self.train_labels, names, self.seed),
+                              "inception": "the same reference sets and floors"},
             },
-            "classifier": {**{k: v for k, v in self.classifier.info.items() if k != "class_names"},
-                           "cached": self.classifier.cached, "cache_dir": self.classifier.cache_dir,
-                           "trained_on": "the whole real train split",
+            "classifier": {**self.classifier.description(), "trained_on": "the whole real train split",
                            "used_for": "classifier_test_accuracy and gan_test"},
             "feature_classifiers": [
-                {**{k: v for k, v in fold.classifier.info.items() if k != "class_names"},
-                 "cached": fold.classifier.cached, "cache_dir": fold.classifier.cache_dir,
-                 "trained_on": f"half {fold.index} of the real train split",
+                {**fold.classifier.description(), "trained_on": f"half {fold.index} of the real train split",
                  "features": f"'{classifier_lib.FEATURE_LAYER}' layer, 128-D"} for fold in self.folds],
             "cas": ({"trained_on": "generated images only, labels = the class asked for, the real train split's "
                                    "class counts", "recipe": "that of the real-trained classifier",
@@ -349,14 +321,14 @@ class Evaluator:
             for key, both in figures.items():
                 suffix = "" if key is None else f"/{names[key]}"
                 for metric, value in both["generated"].items():
-                    name = _SPACE_NAMES[space][metric]
+                    name = SPACE_NAMES[space][metric]
                     values[name + suffix] = value
                     floor = both["floor"].get(metric)
                     if floor is not None:
                         values[f"{name}_floor{suffix}"] = floor
                         if metric == "fd":
                             values[f"{name}_ratio{suffix}"] = value / floor if floor > 0 else math.nan
-        values.update(_class_summaries(values, names))
+        values.update(class_summaries(values, names))
         seconds["distances"] = time.perf_counter() - start
         self.last_seconds = seconds
         return values
@@ -389,63 +361,11 @@ class Evaluator:
                             **{k: round(v, 1) for k, v in self.last_seconds.items()}},
                 "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
                 "worst_class": worst_classes(values, self.class_names),
-                "metrics": {name: _finite_or_none(value) for name, value in sorted(values.items())}}
+                "metrics": {name: finite_or_none(value) for name, value in sorted(values.items())}}
 
 
 def _with_classes(name, overall, per_class):
     return {name: overall, **{f"{name}/{class_name}": value for class_name, value in per_class.items()}}
-
-
-def _class_summaries(values, class_names):
-    """The per-class figures the quality targets read: mean and lowest recall, highest FD ratio."""
-    def present(name):
-        return [values[f"{name}/{c}"] for c in class_names
-                if f"{name}/{c}" in values and math.isfinite(values[f"{name}/{c}"])]
-    summaries = {}
-    recall, recall_floor, ratio = (present("classifier_recall"), present("classifier_recall_floor"),
-                                   present("classifier_fd_ratio"))
-    if recall:
-        summaries["classifier_recall_class_mean"] = float(np.mean(recall))
-        summaries["classifier_recall_class_min"] = float(np.min(recall))
-    if recall_floor:
-        summaries["classifier_recall_floor_class_mean"] = float(np.mean(recall_floor))
-    if ratio:
-        summaries["classifier_fd_ratio_class_max"] = float(np.max(ratio))
-    return summaries
-
-
-def worst_classes(values, class_names):
-    """The class with the lowest classifier recall and the one with the highest classifier FD / floor.
-
-    Args:
-        values: metrics from Evaluator.evaluate (or a report's "metrics").
-        class_names: the class names.
-
-    Returns:
-        {"lowest_recall": {"class", "recall", "recall_floor"} or None,
-         "highest_fd_ratio": {"class", "fd_ratio", "fd", "fd_floor"} or None}.
-    """
-    def finite(name):
-        value = values.get(name)
-        return value if value is not None and math.isfinite(value) else None
-
-    recalls = {c: finite(f"classifier_recall/{c}") for c in class_names}
-    recalls = {c: v for c, v in recalls.items() if v is not None}
-    ratios = {c: finite(f"classifier_fd_ratio/{c}") for c in class_names}
-    ratios = {c: v for c, v in ratios.items() if v is not None}
-    lowest = min(recalls, key=recalls.get) if recalls else None
-    highest = max(ratios, key=ratios.get) if ratios else None
-    return {
-        "lowest_recall": None if lowest is None else {
-            "class": lowest, "recall": recalls[lowest], "recall_floor": finite(f"classifier_recall_floor/{lowest}")},
-        "highest_fd_ratio": None if highest is None else {
-            "class": highest, "fd_ratio": ratios[highest], "fd": finite(f"classifier_fd/{highest}"),
-            "fd_floor": finite(f"classifier_fd_floor/{highest}")},
-    }
-
-
-def _finite_or_none(value):
-    return value if math.isfinite(value) else None  # JSON has no NaN
 
 
 def write_scalars(writer, values, step):
@@ -461,21 +381,6 @@ def write_scalars(writer, values, step):
             if value is not None and math.isfinite(value):
                 tf.summary.scalar(f"eval/{name}", value)
     writer.flush()
-
-
-def _run_config(workdir, info):
-    """The run's config: workdir/config.json, else the copy stored with the exported generator."""
-    path = os.path.join(workdir, "config.json")
-    try:
-        return TrainConfig.from_json(path)
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError, TypeError) as e:
-        raise UserError(f"cannot read {path} ({type(e).__name__}: {e}): it is written by trainer.py") from None
-    if isinstance(info.get("config"), dict):
-        names = set(TrainConfig.__dataclass_fields__)
-        return TrainConfig(**{k: v for k, v in info["config"].items() if k in names})
-    raise UserError(f"no config.json in {workdir}: pass the --workdir of a run made by trainer.py")
 
 
 def evaluate(workdir, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, inception_weights=inception.IMAGENET,
@@ -497,86 +402,24 @@ def evaluate(workdir, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, inception_wei
     Raises:
         UserError: missing workdir, model or config; dataset that does not match; bad flag values.
     """
-    if not os.path.isdir(workdir):
-        raise UserError(f"--workdir={workdir} is not a directory: pass the run directory of trainer.py")
-    model_path = os.path.join(workdir, export.GENERATOR_FILE)
-    if not os.path.isfile(model_path):
+    # A run that has not exported yet gets this line rather than load_source's "no model file".
+    if os.path.isdir(workdir) and not os.path.isfile(os.path.join(workdir, export.GENERATOR_FILE)):
         raise UserError(f"no {export.GENERATOR_FILE} in {workdir}: trainer.py exports it at every checkpoint "
                         f"(--checkpoint_every); evaluate once the run has saved one")
-    generator, info = export.load_generator(model_path)
-    config = _run_config(workdir, info)
-    builder = datasets.prepare(config.dataset, config.data_dir, config.manual_dir)
-    resolution = int(info.get("resolution") or generator.output_shape[1])
-    evaluator = Evaluator(builder, info["class_names"], resolution, num_per_class=num_per_class, seed=seed,
-                          inception_weights=inception_weights, classifier_settings=classifier_settings,
-                          train_cas=train_cas)
-    step = int(info.get("step", 0))
-    report = evaluator.report(generator, info["latent_dim"], step=step)
-    report["generator"] = os.path.abspath(model_path)
-    eval_dir = os.path.join(workdir, EVAL_DIR)
-    json_path = json_path or os.path.join(eval_dir, f"report_step_{step:06d}.json")
-    atomic_write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode())
-    write_scalars(tf.summary.create_file_writer(eval_dir), report["metrics"], step)
+    source = run_source.load_workdir(workdir)
+    evaluator = Evaluator(source.builder, source.class_names, source.resolution, num_per_class=num_per_class,
+                          seed=seed, inception_weights=inception_weights, classifier_settings=classifier_settings,
+                          train_cas=train_cas, splits=(source.train, source.test))
+    report = evaluator.report(source.generator, source.latent_dim, step=source.step)
+    report["generator"] = source.model_path
+    json_path = run_source.report_path(workdir, REPORT_NAME, source.step, json_path)
+    atomic_write_json(json_path, report)
+    write_scalars(tf.summary.create_file_writer(run_source.eval_dir(workdir)), report["metrics"], source.step)
     return report, json_path
 
 
-def _figure(value, digits=4):
-    return "n/a" if value is None else f"{value:.{digits}g}"
-
-
-def summary_lines(report):
-    """The report as a few lines of text: the main figures, the worst class, then a line per class."""
-    values, names = report["metrics"], report["class_names"]
-    get = values.get
-    lines = [f"{report.get('generator', 'generator')} (step {report['step']}) on {report['dataset']}: "
-             f"{report['generated']['num_per_class']} images per class for gan_test, class c's image i from "
-             f"seed {report['generated']['seed']} + c * {report['generated']['seed_stride']} + i"]
-    worst = report["worst_class"]
-    worst_text = []
-    if worst["lowest_recall"]:
-        w = worst["lowest_recall"]
-        worst_text.append(f"lowest recall {w['class']} {_figure(w['recall'], 3)} "
-                          f"(floor {_figure(w['recall_floor'], 3)})")
-    if worst["highest_fd_ratio"]:
-        w = worst["highest_fd_ratio"]
-        worst_text.append(f"highest FD/floor {w['class']} {_figure(w['fd_ratio'], 3)}")
-    accuracy = [f"classifier_test_accuracy {_figure(get('classifier_test_accuracy'))}",
-                f"gan_test {_figure(get('gan_test'))} ({_figure(get('gan_test_ratio'), 3)}x)"]
-    if get("cas") is not None:
-        accuracy.append(f"cas {_figure(get('cas'))} ({_figure(get('cas_ratio'), 3)}x)")
-    lines.append("  ".join(accuracy) + "  worst class: " + ("; ".join(worst_text) or "n/a"))
-    for space_names in _SPACE_NAMES.values():
-        fd = space_names["fd"]
-        if get(fd) is None:
-            continue
-        parts = [f"{fd} {_figure(get(fd))} (floor {_figure(get(fd + '_floor'))}, {_figure(get(fd + '_ratio'), 3)}x)"]
-        for name in (space_names["kid"], space_names["precision"], space_names["recall"]):
-            if get(name) is not None:
-                parts.append(f"{name} {_figure(get(name))} (floor {_figure(get(name + '_floor'))})")
-        lines.append("  ".join(parts))
-    if get("classifier_recall_class_mean") is not None:
-        lines.append(f"per-class recall mean {_figure(get('classifier_recall_class_mean'), 3)} "
-                     f"(floor {_figure(get('classifier_recall_floor_class_mean'), 3)}), "
-                     f"min {_figure(get('classifier_recall_class_min'), 3)}; "
-                     f"per-class FD/floor max {_figure(get('classifier_fd_ratio_class_max'), 3)}")
-    if "skipped" in report["inception"]:
-        lines.append(f"fid, kid: skipped ({report['inception']['skipped']})")
-    else:
-        lines.append("note: " + report["inception"]["note"])
-    columns = ("gan_test", "cas", "classifier_fd", "classifier_fd_floor", "classifier_fd_ratio",
-               "classifier_recall", "classifier_recall_floor")
-    shown = [c for c in columns if any(get(f"{c}/{name}") is not None for name in names)]
-    width = max(len(name) for name in names)
-    lines.append(f"{'class':<{width}}  " + "  ".join(f"{c.replace('classifier_', ''):>12}" for c in shown))
-    for name in names:
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{_figure(get(f'{c}/{name}'), 4):>12}" for c in shown))
-    return lines
-
-
 def _define_flags():
-    # Defined only when run as a program, so importing this module (as trainer.py does) adds no flags.
     from absl import flags
-    flags.DEFINE_string("workdir", None, "Run directory of trainer.py (generator.keras, config.json).")
     flags.DEFINE_integer("num_per_class", DEFAULT_NUM_PER_CLASS,
                          "Generated images per class for GAN-test (CAS and the distances take as many as "
                          "they need, see cgan.evaluate).", lower_bound=2)
@@ -585,40 +428,13 @@ def _define_flags():
     flags.DEFINE_string("inception_weights", inception.IMAGENET,
                         "InceptionV3 weights for FID/KID: 'imagenet' (Keras cache or download), a local "
                         "no-top weights file, or 'none' to skip them.")
-    flags.DEFINE_string("json", None, "Report path; default <workdir>/eval/report_step_<step>.json.")
-    flags.mark_flag_as_required("workdir")
 
 
-def _parse_flags(argv):
-    from absl import flags
-    _define_flags()
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"evaluate: error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
-def main(argv):
-    from absl import flags
-    flag_values = flags.FLAGS
-    if len(argv) > 1:
-        print(f"evaluate: error: unexpected arguments {argv[1:]}: flags take the form --name=value",
-              file=sys.stderr)
-        sys.exit(2)
-    start = time.perf_counter()
-    try:
-        report, path = evaluate(flag_values.workdir, flag_values.num_per_class, flag_values.seed,
-                                flag_values.inception_weights, flag_values.json)
-    except UserError as e:
-        print(f"evaluate: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    for line in summary_lines(report):
-        print(line)
-    print(f"Report: {path}  TensorBoard: {os.path.join(flag_values.workdir, EVAL_DIR)}  "
-          f"({time.perf_counter() - start:.0f} s)")
+def _main(flag_values):
+    report, path = evaluate(flag_values.workdir, flag_values.num_per_class, flag_values.seed,
+                            flag_values.inception_weights, flag_values.json)
+    return summary_lines(report) + [f"Report: {path}  TensorBoard: {run_source.eval_dir(flag_values.workdir)}"]
 
 
 if __name__ == "__main__":
-    from absl import app
-    app.run(main, flags_parser=_parse_flags)
+    cli.run("evaluate", REPORT_NAME, _define_flags, _main)

@@ -36,20 +36,18 @@ never serves them.
 """
 
 import dataclasses
-import json
 import os
-import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from cgan import dataset_export, export, images, sampling
+from cgan import cli, dataset_export, images, run_source, sampling
 from cgan.errors import UserError
-from cgan.files import atomic_write_bytes
+from cgan.files import atomic_write_json
 from cgan.metrics import classifier as classifier_lib
 
-EVAL_DIR = "eval"
+REPORT_NAME = "memorisation"   # eval/memorisation_step_<step>.json
 SUMMARY_DIR = "memorisation"
 DEFAULT_NUM_PER_CLASS = 100
 DEFAULT_PERCENTILE = 5.0
@@ -230,7 +228,7 @@ def check(source, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, percentile=DEFAUL
     """Generates num_per_class images per class and measures them against the run's real data.
 
     Args:
-        source: dataset_export.Source.
+        source: run_source.Source.
         num_per_class: generated images per class.
         seed: first seed (as sample.py --export_dir --per_class --seed).
         percentile: see measure.
@@ -248,9 +246,7 @@ def check(source, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, percentile=DEFAUL
     truncation = sampling.check_truncation(truncation)
     names = source.class_names
     seeds = dataset_export.allocate_seeds([num_per_class] * len(names), seed)
-    generated = np.concatenate([sampling.generate(source.generator, label, class_seeds, source.info["latent_dim"],
-                                                  truncation) for label, class_seeds in enumerate(seeds)])
-    labels = np.repeat(np.arange(len(names)), num_per_class)
+    generated, labels = run_source.generate_classes(source, seeds, truncation)
     classifier = classifier_lib.load_or_train(source.builder, names, source.train, source.test, classifier_settings,
                                               cache_dir)
     result = measure(generated, labels, source.train, source.test, names, classifier.features, percentile)
@@ -277,17 +273,15 @@ def measure_run(workdir, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, percentile
     Raises:
         UserError: missing workdir or model, dataset that cannot be found, bad values.
     """
-    if not os.path.isdir(workdir):
-        raise UserError(f"--workdir={workdir} is not a directory: pass the run directory of trainer.py")
-    _check_num_per_class(num_per_class)
+    _check_num_per_class(num_per_class)  # before anything is loaded
     _check_percentile(percentile)
     sampling.check_truncation(truncation)
-    source = dataset_export.load_source(os.path.join(workdir, export.GENERATOR_FILE))
+    source = run_source.load_workdir(workdir)
     start = time.perf_counter()
     result, generated, labels, seeds = check(source, num_per_class, seed, percentile, truncation,
                                              classifier_settings, cache_dir)
     names = source.class_names
-    json_path = json_path or os.path.join(workdir, EVAL_DIR, f"memorisation_step_{source.step:06d}.json")
+    json_path = run_source.report_path(workdir, REPORT_NAME, source.step, json_path)
     stem = os.path.splitext(json_path)[0]
     first_seeds = np.concatenate([np.asarray(s) for s in seeds])                              # [G]
     report = {"generator": source.model_path, "step": source.step, "dataset": source.dataset,
@@ -307,8 +301,8 @@ def measure_run(workdir, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, percentile
             "pairs": [{"class": names[labels[g]], "seed": int(first_seeds[g]), "train_index": t, "distance": d}
                       for g, t, d in pairs]}
     report["seconds"] = round(time.perf_counter() - start, 1)
-    atomic_write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode())
-    write_summaries(report, os.path.join(workdir, EVAL_DIR))
+    atomic_write_json(json_path, report)
+    write_summaries(report, run_source.eval_dir(workdir))
     return report, json_path
 
 
@@ -344,49 +338,21 @@ def summary_lines(report):
 
 
 def _define_flags():
-    # Defined only when run as a program, so importing this module adds no flags.
     from absl import flags
-    flags.DEFINE_string("workdir", None, "Run directory of trainer.py (generator.keras, config.json).")
     flags.DEFINE_integer("num_per_class", DEFAULT_NUM_PER_CLASS, "Generated images per class.")
     flags.DEFINE_integer("seed", 0, "First seed (as sample.py --export_dir --per_class --seed).")
     flags.DEFINE_float("percentile", DEFAULT_PERCENTILE,
                        "Percentile of the test images' nearest-training distances that sets each class's "
                        "threshold (0 to 100).")
     flags.DEFINE_float("truncation", None, "Truncation threshold of the generated images, as in sample.py.")
-    flags.DEFINE_string("json", None, "Report path; default <workdir>/eval/memorisation_step_<step>.json.")
 
 
-def _parse_flags(argv):
-    from absl import flags
-    _define_flags()
-    try:
-        parsed = flags.FLAGS(argv)
-        if flags.FLAGS.workdir is None:
-            raise flags.Error("--workdir is required: pass the run directory of trainer.py")
-        return parsed
-    except flags.Error as e:
-        print(f"memorisation: error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
-def main(argv):
-    from absl import flags
-    values = flags.FLAGS
-    start = time.perf_counter()
-    try:
-        if len(argv) > 1:
-            raise UserError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
-        report, path = measure_run(values.workdir, values.num_per_class, values.seed, values.percentile,
-                                   values.truncation, values.json)
-    except UserError as e:
-        print(f"memorisation: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    for line in summary_lines(report):
-        print(line)
-    print(f"Report: {path}  Closest pairs: {report['closest']['pixels']['picture']}, "
-          f"{report['closest']['features']['picture']}  ({time.perf_counter() - start:.0f} s)")
+def _main(flag_values):
+    report, path = measure_run(flag_values.workdir, flag_values.num_per_class, flag_values.seed,
+                               flag_values.percentile, flag_values.truncation, flag_values.json)
+    return summary_lines(report) + [f"Report: {path}  Closest pairs: {report['closest']['pixels']['picture']}, "
+                                    f"{report['closest']['features']['picture']}"]
 
 
 if __name__ == "__main__":
-    from absl import app
-    app.run(main, flags_parser=_parse_flags)
+    cli.run("memorisation", REPORT_NAME, _define_flags, _main)

@@ -2,59 +2,17 @@
 
 import json
 import os
-import subprocess
-import sys
 
-import keras
 import numpy as np
 import pytest
 
-from cgan import dataset_export, datasets, export, images, input_pipeline, sampling
+from cgan import dataset_export, datasets, export, input_pipeline, run_source, sampling
 from cgan.dataset_export import ExportSettings
 from cgan.errors import UserError
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LATENT_DIM = 8
-CLASSES = ("alpha", "beta", "gamma")
-TRAIN_COUNTS = (6, 3, 1)     # imbalanced on purpose
-TEST_COUNTS = (3, 2, 2)
-
-
-def tiny_generator(num_classes=len(CLASSES), resolution=64):
-    """A conditional generator that builds in milliseconds: [z, label] -> [B, R, R, 3] tanh images."""
-    z = keras.Input((LATENT_DIM,), name="z")
-    label = keras.Input((), dtype="int32", name="label")
-    embedded = keras.layers.Embedding(num_classes, 4,
-                                      embeddings_initializer=keras.initializers.RandomNormal(seed=1))(label)
-    x = keras.layers.Concatenate()([z, embedded])
-    x = keras.layers.Dense(4 * 4 * 3, activation="tanh", kernel_initializer=keras.initializers.GlorotUniform(2))(x)
-    x = keras.layers.Reshape((4, 4, 3))(x)
-    return keras.Model([z, label], keras.layers.UpSampling2D(resolution // 4)(x), name="generator")
-
-
-def make_imbalanced_run(root, train_counts=TRAIN_COUNTS, test_counts=TEST_COUNTS, step=5):
-    """A class-folder dataset (class-coloured noise), prepared as folders_64, and a run directory with an
-    exported tiny generator and config.json, as trainer.py leaves it.
-
-    Returns:
-        (workdir, data_dir, manual_dir) as str.
-    """
-    manual_dir, data_dir, workdir = root / "folders", root / "tfds", root / "run"
-    rng = np.random.default_rng(0)
-    for label, name in enumerate(CLASSES):
-        colour = np.array([80 * label, 200 - 60 * label, 120], np.int64)
-        for split, counts in (("Train", train_counts), ("Test", test_counts)):
-            for i in range(counts[label]):
-                picture = np.clip(colour + rng.integers(-40, 40, (64, 64, 3)), 0, 255).astype(np.uint8)
-                images.write_png(str(manual_dir / split / name / f"{name}_{i}.png"), picture)
-    dataset = "isic_skin_cancer/folders_64"
-    datasets.prepare(dataset, str(data_dir), str(manual_dir))
-    info = {"class_names": list(CLASSES), "latent_dim": LATENT_DIM, "resolution": 64, "step": step}
-    generator = tiny_generator()
-    export.save_models(str(workdir), generator, generator, info)
-    (workdir / "config.json").write_text(json.dumps({"dataset": dataset, "data_dir": str(data_dir),
-                                                     "manual_dir": str(manual_dir)}))
-    return str(workdir), str(data_dir), str(manual_dir)
+from conftest import IMBALANCED_CLASSES as CLASSES
+from conftest import IMBALANCED_TEST_COUNTS as TEST_COUNTS
+from conftest import IMBALANCED_TRAIN_COUNTS as TRAIN_COUNTS
+from conftest import LATENT_DIM, error_lines, make_imbalanced_run, run_python, tree
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +23,6 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(run):
     return os.path.join(run[0], export.GENERATOR_FILE)
-
-
-def tree(folder):
-    """{relative path: bytes} of every file under folder."""
-    files = {}
-    for directory, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(directory, name)
-            files[os.path.relpath(path, folder)] = open(path, "rb").read()
-    return files
 
 
 def class_files(out, split, name):
@@ -190,7 +138,30 @@ def test_same_settings_give_the_same_files_byte_for_byte(model, tmp_path):
     dataset_export.export_dataset(model, str(tmp_path / "a"), settings)
     dataset_export.export_dataset(model, str(tmp_path / "b"), settings)
     first, second = tree(tmp_path / "a"), tree(tmp_path / "b")
-    assert len(first) == sum((6, 6, 6)) + sum(TEST_COUNTS) + 1 and first == second
+    assert sum(data is not None for data in first.values()) == sum((6, 6, 6)) + sum(TEST_COUNTS) + 1
+    assert first == second
+
+
+def test_the_images_are_flushed_once_then_the_manifest_last(model, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    events = []
+    real_fsync, real_sync = os.fsync, os.sync
+
+    def fsync(fd):
+        events.append("fsync")
+        real_fsync(fd)
+
+    def sync():
+        written = [path for path, data in tree(out).items() if data is not None]
+        events.append(("sync", len(written), "manifest.json" in written))
+        real_sync()
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "sync", sync)
+    dataset_export.export_dataset(model, str(out), ExportSettings(per_class=2))
+    # No flush per image; one flush of all 6 generated and 7 real test images; the manifest, flushed, last.
+    assert events == [("sync", 3 * 2 + sum(TEST_COUNTS), False), "fsync"]
+    assert (out / "manifest.json").exists()
 
 
 def test_adding_uses_new_seeds_and_overwrites_nothing(model, tmp_path):
@@ -267,12 +238,12 @@ def test_the_config_stored_with_the_model_finds_the_dataset(run, tmp_path):
     generator, info = export.load_generator(os.path.join(run[0], export.GENERATOR_FILE))
     info["config"] = json.load(open(os.path.join(run[0], "config.json")))
     export.save_models(str(tmp_path / "copied"), generator, generator, info)
-    source = dataset_export.load_source(str(tmp_path / "copied" / export.GENERATOR_FILE))
+    source = run_source.load_source(str(tmp_path / "copied" / export.GENERATOR_FILE))
     assert source.train_counts.tolist() == list(TRAIN_COUNTS) and len(source.test[1]) == sum(TEST_COUNTS)
 
 
 def test_generate_top_up_matches_the_export(model, tmp_path):
-    source = dataset_export.load_source(model)
+    source = run_source.load_source(model)
     pictures, labels, seeds = dataset_export.generate_top_up(source, seed=4)
     assert np.bincount(labels, minlength=3).tolist() == [0, 3, 5] and pictures.shape == (8, 64, 64, 3)
     out = str(tmp_path / "out")
@@ -284,20 +255,11 @@ def test_generate_top_up_matches_the_export(model, tmp_path):
 
 # The command line.
 
-def run_sample(*args):
-    return subprocess.run([sys.executable, "sample.py", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
-
-
-def error_lines(result):
-    return [line for line in result.stderr.splitlines() if line.startswith("sample.py: error:")]
-
-
 @pytest.mark.slow
 def test_sample_py_exports_and_refuses_bad_flags_in_one_line(run, tmp_path):
     workdir = run[0]
     out = tmp_path / "out"
-    result = run_sample(f"--workdir={workdir}", f"--export_dir={out}", "--top_up_to=max")
+    result = run_python("sample.py", f"--workdir={workdir}", f"--export_dir={out}", "--top_up_to=max")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Wrote 8 generated and 10 real training images" in result.stdout
     assert json.load(open(out / "manifest.json"))["counts"]["Train"]["gamma"] == {"real": 1, "synthetic": 5}
@@ -314,8 +276,8 @@ def test_sample_py_exports_and_refuses_bad_flags_in_one_line(run, tmp_path):
         ([f"--export_dir={out}", "--per_class=1"], "is not empty: pass --export_add"),
         ([f"--export_dir={tmp_path / 'new'}", "--per_class=1", f"--workdir={tmp_path / 'nothing'}"], "no model file"),
     ]:
-        result = run_sample(f"--workdir={workdir}", *args)
-        lines = error_lines(result)
+        result = run_python("sample.py", f"--workdir={workdir}", *args)
+        lines = error_lines(result, "sample.py")
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (args, result.stderr[-2000:])
         assert "Traceback" not in result.stderr
     assert snapshot(out) == before and not (tmp_path / "new").exists()

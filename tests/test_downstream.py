@@ -2,19 +2,18 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from cgan import downstream
+from cgan import downstream, run_source
 from cgan.downstream import DownstreamSettings
 from cgan.errors import UserError
-from test_dataset_export import CLASSES, TEST_COUNTS, TRAIN_COUNTS, make_imbalanced_run
+from conftest import IMBALANCED_CLASSES as CLASSES
+from conftest import IMBALANCED_TEST_COUNTS as TEST_COUNTS
+from conftest import IMBALANCED_TRAIN_COUNTS as TRAIN_COUNTS
+from conftest import error_lines, make_imbalanced_run, read_scalars, run_python
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = dict(seeds=2, epochs=1, batch_size=8)
 
 
@@ -71,16 +70,6 @@ def test_application_names_are_the_keras_models():
     assert {"MobileNetV3Small", "EfficientNetB0", "ResNet50"} <= set(names) and "imagenet_utils" not in names
 
 
-def read_scalars(event_dir):
-    values = {}
-    for name in [n for n in os.listdir(event_dir) if n.startswith("events.out")]:
-        for event in tf.compat.v1.train.summary_iterator(os.path.join(event_dir, name)):
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == "scalars":
-                    values[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
-    return values
-
-
 def test_report_end_to_end_on_a_tiny_imbalanced_dataset(run):
     workdir = run[0]
     report, path = downstream.measure(workdir, DownstreamSettings(**QUICK))
@@ -119,21 +108,16 @@ def test_a_missing_workdir_is_a_user_error(tmp_path):
 
 @pytest.mark.slow
 def test_a_keras_application_trains_from_scratch(run):
-    from cgan import dataset_export
-    source = dataset_export.load_source(os.path.join(run[0], "generator.keras"))
+    source = run_source.load_workdir(run[0])
     predictions = downstream.train_and_predict(source.train, source.test[0], len(CLASSES),
                                                DownstreamSettings(classifier="MobileNetV3Small", **QUICK), seed=0)
     assert predictions.shape == (sum(TEST_COUNTS),) and set(predictions) <= {0, 1, 2}
 
 
-def run_downstream(*args):
-    return subprocess.run([sys.executable, "-m", "cgan.downstream", *args], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
-
-
 @pytest.mark.slow
 def test_cli_prints_the_table_and_refuses_bad_flags_in_one_line(run, tmp_path):
-    result = run_downstream(f"--workdir={run[0]}", "--seeds=2", "--epochs=1", f"--json={tmp_path / 'r.json'}")
+    result = run_python("-m", "cgan.downstream", f"--workdir={run[0]}", "--seeds=2", "--epochs=1",
+                        f"--json={tmp_path / 'r.json'}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "balanced_accuracy" in result.stdout and "beyond spread:" in result.stdout
     assert json.load(open(tmp_path / "r.json"))["classifier"]["epochs"] == 1
@@ -142,7 +126,7 @@ def test_cli_prints_the_table_and_refuses_bad_flags_in_one_line(run, tmp_path):
         ([f"--workdir={run[0]}", "--downstream_classifier=Nope"], "--downstream_classifier=Nope"),
         ([f"--workdir={tmp_path / 'missing'}"], "is not a directory"),
     ]:
-        result = run_downstream(*args)
-        lines = [line for line in result.stderr.splitlines() if line.startswith("downstream: error:")]
+        result = run_python("-m", "cgan.downstream", *args)
+        lines = error_lines(result, "downstream")
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (args, result.stderr[-2000:])
     assert not (tmp_path / "missing").exists()

@@ -4,39 +4,20 @@ images) and on the tiny ISIC-layout one (18 train, 9 test images)."""
 import json
 import logging
 import os
-import subprocess
-import sys
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from cgan import datasets, evaluate, export, input_pipeline, sampling
-from cgan.config import TrainConfig
+from cgan import datasets, evaluate, evaluation_report, input_pipeline, sampling
 from cgan.errors import UserError
 from cgan.metrics import classifier, cross_fit, inception
-from conftest import write_jpeg
+from conftest import LATENT_DIM, error_lines, make_run, read_scalars, run_python, tiny_generator, write_jpeg
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LATENT_DIM = 8
 QUICK = classifier.ClassifierSettings(epochs=6, batch_size=8)
 FOLDER_CLASSES = ("amber", "cobalt", "moss")
 FOLDER_COLOURS = ((200, 120, 40), (40, 70, 200), (70, 160, 60))
 TRAIN_COUNTS = (16, 16, 24)   # halves 8/8/12, so H1 and H2 hold 4/4/6: enough for k-NN recall per class
 TEST_PER_CLASS = 8
-
-
-def tiny_generator(num_classes=9, resolution=64):
-    """A conditional generator small enough to build in milliseconds: [z, label] -> tanh images."""
-    z = keras.Input((LATENT_DIM,), name="z")
-    label = keras.Input((), dtype="int32", name="label")
-    embedded = keras.layers.Embedding(num_classes, 4,
-                                      embeddings_initializer=keras.initializers.RandomNormal(seed=1))(label)
-    x = keras.layers.Concatenate()([z, embedded])
-    x = keras.layers.Dense(4 * 4 * 3, activation="tanh", kernel_initializer=keras.initializers.GlorotUniform(2))(x)
-    x = keras.layers.Reshape((4, 4, 3))(x)
-    return keras.Model([z, label], keras.layers.UpSampling2D(resolution // 4)(x), name="generator")
 
 
 @pytest.fixture(scope="module")
@@ -296,11 +277,11 @@ def test_per_class_figures_with_floors_for_every_class_and_the_worst_class_named
     again = evaluator_without_cas.evaluate(tiny_generator(num_classes=3), LATENT_DIM)
     assert again == {k: v for k, v in values.items() if not k.startswith("cas")}  # same seeds, same numbers
 
-    worst = evaluate.worst_classes(values, FOLDER_CLASSES)
+    worst = evaluation_report.worst_classes(values, FOLDER_CLASSES)
     assert worst["lowest_recall"]["class"] == min(recalls, key=recalls.get)
     assert worst["highest_fd_ratio"]["class"] == max(ratios, key=ratios.get)
     assert report["worst_class"] == worst
-    lines = evaluate.summary_lines(report)
+    lines = evaluation_report.summary_lines(report)
     main_line = next(line for line in lines if line.startswith("classifier_test_accuracy"))
     assert f"lowest recall {worst['lowest_recall']['class']}" in main_line
     assert f"highest FD/floor {worst['highest_fd_ratio']['class']}" in main_line
@@ -311,10 +292,10 @@ def test_worst_classes_pick_lowest_recall_and_highest_fd_ratio():
     values = {"classifier_recall/a": 0.6, "classifier_recall/b": 0.1, "classifier_recall/c": 0.4,
               "classifier_recall_floor/b": 0.7, "classifier_fd_ratio/a": 5.0, "classifier_fd_ratio/b": 2.0,
               "classifier_fd/a": 10.0, "classifier_fd_floor/a": 2.0}
-    worst = evaluate.worst_classes(values, ("a", "b", "c"))
+    worst = evaluation_report.worst_classes(values, ("a", "b", "c"))
     assert worst["lowest_recall"] == {"class": "b", "recall": 0.1, "recall_floor": 0.7}
     assert worst["highest_fd_ratio"] == {"class": "a", "fd_ratio": 5.0, "fd": 10.0, "fd_floor": 2.0}
-    assert evaluate.worst_classes({}, ("a",)) == {"lowest_recall": None, "highest_fd_ratio": None}
+    assert evaluation_report.worst_classes({}, ("a",)) == {"lowest_recall": None, "highest_fd_ratio": None}
 
 
 def test_description_records_seeds_and_reference_sizes(evaluator):
@@ -341,7 +322,7 @@ def test_inception_metrics_with_a_local_weights_file(evaluator, builder, class_n
     assert described["note"] == evaluate.FID_NOTE
     cached = os.listdir(os.path.join(builder.data_dir, evaluate.INCEPTION_CACHE_DIR))
     assert cached == [f"train_{evaluator.inception.digest()[:16]}.npy"]
-    assert any("published FIDs" in line for line in evaluate.summary_lines(report))
+    assert any("published FIDs" in line for line in evaluation_report.summary_lines(report))
 
 
 def test_unreachable_imagenet_weights_warn_in_one_line_and_keep_offline_metrics(
@@ -377,11 +358,11 @@ def test_two_images_per_class_give_overall_distances_and_no_per_class_ones(isic_
                                    train_cas=False, cache_dir="unused")
     # Halves of 1 image per class; each held-out half of 9 images splits into H1 and H2 of 4 and 5.
     assert [len(h1) for fold in evaluator.folds for h1, _ in fold.splits] == [4] * 2 * cross_fit.NUM_SPLITS
-    values = evaluator.evaluate(tiny_generator(), LATENT_DIM)
+    values = evaluator.evaluate(tiny_generator(9), LATENT_DIM)
     assert 0.0 <= values["gan_test"] <= 1.0
     assert np.isfinite(values["classifier_fd"]) and np.isfinite(values["classifier_fd_floor"])
     assert not any("/" in name and name.startswith("classifier_fd") for name in values)  # ≤ 1 image per class
-    assert evaluate.worst_classes(values, evaluator.class_names)["lowest_recall"] is None
+    assert evaluation_report.worst_classes(values, evaluator.class_names)["lowest_recall"] is None
 
 
 def test_features_of_no_images_are_an_empty_array():
@@ -390,29 +371,11 @@ def test_features_of_no_images_are_an_empty_array():
     assert model.features(empty).shape == (0, 128) and model.predict(empty).shape == (0,)
 
 
-def make_run(workdir, data_dir, manual_dir, class_names, dataset="isic_skin_cancer/folders_64", step=7):
-    """A run directory as trainer.py leaves it: exported generator with metadata, and config.json."""
-    generator = tiny_generator(num_classes=len(class_names))
-    info = {"class_names": list(class_names), "latent_dim": LATENT_DIM, "resolution": 64, "step": step}
-    export.save_models(str(workdir), generator, generator, info)
-    TrainConfig(workdir=str(workdir), dataset=dataset, data_dir=str(data_dir),
-                manual_dir=str(manual_dir)).to_json(str(workdir / "config.json"))
-
-
-def read_scalars(event_dir):
-    values = {}
-    for name in [n for n in os.listdir(event_dir) if n.startswith("events.out")]:
-        for event in tf.compat.v1.train.summary_iterator(os.path.join(event_dir, name)):
-            for value in event.summary.value:
-                values[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
-    return values
-
-
 def test_evaluate_a_run_writes_a_comparable_report_and_scalars(evaluator, tmp_path, folders_data_dir, folders,
                                                                class_names):
     """The command's path: cache next to the dataset (filled by the evaluator fixture), JSON, TensorBoard."""
     workdir = tmp_path / "run"
-    make_run(workdir, folders_data_dir, folders, class_names)
+    make_run(workdir, class_names, "isic_skin_cancer/folders_64", folders_data_dir, folders, step=7)
     report, path = evaluate.evaluate(str(workdir), num_per_class=3, seed=5, inception_weights="none",
                                      classifier_settings=QUICK)
     assert path == str(workdir / "eval" / "report_step_000007.json")
@@ -461,30 +424,24 @@ def test_seeds_beyond_the_sampler_range_are_a_user_error(builder, class_names, m
 
 
 def run_evaluate(*flags):
-    return subprocess.run([sys.executable, "-m", "cgan.evaluate", *flags], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    return run_python("-m", "cgan.evaluate", *flags)
 
 
-def error_lines(result):
-    """Our error lines (TensorFlow's C++ start-up lines may precede them on stderr)."""
-    return [line for line in result.stderr.splitlines() if line.startswith("evaluate: error:")]
-
-
+@pytest.mark.slow
 def test_cli_reports_bad_flags_in_one_line(tmp_path):
     result = run_evaluate(f"--workdir={tmp_path}", "--num_per_class=0")
     assert result.returncode == 2
-    lines = error_lines(result)
+    lines = error_lines(result, "evaluate")
     assert len(lines) == 1 and "num_per_class" in lines[0] and result.stderr.strip().endswith(lines[0])
 
 
 @pytest.mark.slow
 def test_cli_evaluates_a_run_made_by_the_trainer(tmp_path, isic_folders):
     workdir, data_dir = tmp_path / "run", tmp_path / "tfds"
-    trained = subprocess.run(
-        [sys.executable, "trainer.py", f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64",
-         f"--data_dir={data_dir}", f"--manual_dir={isic_folders}", "--train_steps=2", "--batch_size=8",
-         "--checkpoint_every=2", "--summary_every=1", "--image_every=2", "--precision=float32"],
-        capture_output=True, text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    trained = run_python("trainer.py", f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64",
+                         f"--data_dir={data_dir}", f"--manual_dir={isic_folders}", "--train_steps=2",
+                         "--batch_size=8", "--checkpoint_every=2", "--summary_every=1", "--image_every=2",
+                         "--precision=float32")
     assert trained.returncode == 0, trained.stderr[-3000:]
     result = run_evaluate(f"--workdir={workdir}", "--num_per_class=3", "--inception_weights=none",
                           f"--json={tmp_path / 'report.json'}")
@@ -495,4 +452,4 @@ def test_cli_evaluates_a_run_made_by_the_trainer(tmp_path, isic_folders):
     assert report["step"] == 2 and 0.0 <= report["metrics"]["cas"] <= 1.0
     assert report["metrics"]["classifier_fd_floor"] is not None
     missing = run_evaluate(f"--workdir={tmp_path / 'nothing'}")
-    assert missing.returncode == 2 and error_lines(missing)[0].startswith("evaluate: error: --workdir=")
+    assert missing.returncode == 2 and error_lines(missing, "evaluate")[0].startswith("evaluate: error: --workdir=")

@@ -3,19 +3,16 @@
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from cgan import dataset_export, export, memorisation, sampling
+from cgan import dataset_export, memorisation, run_source, sampling
 from cgan.errors import UserError
 from cgan.metrics import classifier
-from test_dataset_export import CLASSES, LATENT_DIM, make_imbalanced_run
+from conftest import IMBALANCED_CLASSES as CLASSES
+from conftest import LATENT_DIM, error_lines, make_imbalanced_run, read_scalars, run_python
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = classifier.ClassifierSettings(epochs=1, batch_size=8)
 
 
@@ -149,7 +146,7 @@ def cache_dir(tmp_path_factory):
 
 
 def test_check_flags_a_copying_generator_in_the_classifier_space(run, cache_dir):
-    source = dataset_export.load_source(os.path.join(run[0], export.GENERATOR_FILE))
+    source = run_source.load_workdir(run[0])
     copying = dataclasses.replace(source, generator=PoolGenerator(*source.train))
     result, generated, labels, seeds = memorisation.check(copying, num_per_class=4, classifier_settings=QUICK,
                                                           cache_dir=cache_dir)
@@ -157,15 +154,6 @@ def test_check_flags_a_copying_generator_in_the_classifier_space(run, cache_dir)
     for space in memorisation.SPACES:
         assert result.report[space]["overall"]["share_below"] == 1.0 and result.report[space]["overall"]["flagged"]
     assert result.report["classifier"]["cache_dir"] == cache_dir
-
-
-def read_scalars(event_dir):
-    values = {}
-    for name in [n for n in os.listdir(event_dir) if n.startswith("events.out")]:
-        for event in tf.compat.v1.train.summary_iterator(os.path.join(event_dir, name)):
-            for value in event.summary.value:
-                values[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
-    return values
 
 
 def test_measure_run_writes_the_report_the_pictures_and_scalars(run, cache_dir):
@@ -202,20 +190,16 @@ def test_bad_values_and_paths_are_user_errors_that_touch_nothing(run, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def run_memorisation(*args):
-    return subprocess.run([sys.executable, "-m", "cgan.memorisation", *args], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
-
-
 @pytest.mark.slow
 def test_cli_reports_and_refuses_bad_flags_in_one_line(run, tmp_path):
-    result = run_memorisation(f"--workdir={run[0]}", "--num_per_class=2", f"--json={tmp_path / 'm.json'}")
+    result = run_python("-m", "cgan.memorisation", f"--workdir={run[0]}", "--num_per_class=2",
+                        f"--json={tmp_path / 'm.json'}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "features  overall" in result.stdout and os.path.isfile(tmp_path / "m_closest_pixels.png")
     for args, message in [([], "--workdir is required"),
                           ([f"--workdir={run[0]}", "--percentile=100"], "--percentile=100 is out of range"),
                           ([f"--workdir={tmp_path / 'missing'}"], "is not a directory")]:
-        result = run_memorisation(*args)
-        lines = [line for line in result.stderr.splitlines() if line.startswith("memorisation: error:")]
+        result = run_python("-m", "cgan.memorisation", *args)
+        lines = error_lines(result, "memorisation")
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (args, result.stderr[-2000:])
     assert not (tmp_path / "missing").exists()
