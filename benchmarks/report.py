@@ -223,8 +223,9 @@ def evaluate_preset_targets(results):
 
 
 def _minutes(seconds):
+    """8m20s under an hour, 2h05m from an hour on."""
     seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds < 3600 else _duration(seconds)
 
 
 def format_presets_report(results):

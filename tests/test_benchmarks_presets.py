@@ -91,6 +91,8 @@ def test_without_a_gpu_the_report_says_so_and_judges_no_target():
     text = report.format_presets_report(results)
     assert "No GPU visible: these figures are the CPU's; the GPU target is not judged." in text
     assert "target met" not in text and "target NOT met" not in text
+    results["presets"]["p100.flags"]["projection"]["seconds"]["XLA off"] = 7500.0
+    assert "XLA off 7,500 s (2h05m)" in report.format_presets_report(results)
 
 
 @pytest.mark.slow
