@@ -4,10 +4,11 @@
     strategy = distribute.make_strategy(config)  # before other TensorFlow work (multi-worker needs it)
     worker = distribute.worker_info(strategy)    # WorkerInfo(num_workers, index); .is_chief
     distribute.configure_tensorflow(config)     # determinism, seeds, graph options
-    distribute.resolve_jit_compile(config)      # bool: whether cgan.step compiles each replica's step with XLA
 
 These are the only functions in `cgan/` that change TensorFlow's process-wide settings; building a
 model, a step or a dataset never does. The training loop (cgan.train) calls them in this order.
+
+    distribute.resolve_jit_compile(config)      # bool: XLA on? (make_strategy and cgan.step ask)
 
 XLA (`--jit_compile`) and the strategy go together. The compiled unit is one replica's whole step,
 optimizer updates included (cgan.step). Inside it a MirroredStrategy on CPUs would synchronise the
