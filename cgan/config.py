@@ -132,9 +132,9 @@ class TrainConfig:
                          "norm) or none.", choices=DISCRIMINATOR_NORMS, fixes_model=True)
     d_attention: int = option(0, "Self-attention in D after the block of this side in pixels, e.g. 32; 0 = none.",
                               lower=0, fixes_model=True)
-    d_minibatch_std: bool = option(False, "Give D the spread of each group of 4 images in a batch (minibatch "
-                                   "standard deviation, Karras et al., 2018), so it can reject a generator whose "
-                                   "images within a batch look alike.", fixes_model=True)
+    d_minibatch_std: bool = option(False, "Give D the spread of each image's class within the batch (a "
+                                   "conditional minibatch standard deviation), so it can reject a generator whose "
+                                   "images of a class look alike.", fixes_model=True)
     # Bookkeeping, in steps.
     checkpoint_every: int = option(1000, "Steps between checkpoints (and model exports).", lower=1)
     summary_every: int = option(100, "Steps between TensorBoard scalars and progress lines.", lower=1)
@@ -171,6 +171,10 @@ class TrainConfig:
         if self.transition_end and self.transition_end < self.transition_start:
             raise UserError(f"--transition_end={self.transition_end} comes before --transition_start="
                             f"{self.transition_start}: the class signal must ramp up after it starts")
+        if self.d_minibatch_std and self.mode_seeking:
+            raise UserError("--d_minibatch_std and --mode_seeking do not go together: mode seeking pairs the "
+                            "generated labels, so D would tell real from generated batches by their classes' "
+                            "spread; choose one")
         if self.arch == "resnet" and self.d_norm == "batch":
             raise UserError("--arch=resnet: its discriminator has no batch norm; pass --d_norm=spectral (or none)")
         if self.arch == "dcgan" and (self.g_channels or self.d_channels):

@@ -272,39 +272,35 @@ class GlobalSumPooling2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class MinibatchStdDev(keras.layers.Layer):
-    """[B, H, W, C] -> [B, H, W, C + 1]: appends the batch's spread, so D can see a collapsed batch.
+class ClassMinibatchStdDev(keras.layers.Layer):
+    """[[B, H, W, C], labels [B]] -> [B, H, W, C + 1]: appends the spread of each image's class in the batch.
 
-    Karras et al. (2018, ProGAN; kept in StyleGAN2-ADA): the batch is cut into groups of
-    `group_size` images (the largest of group_size, ..., 2, 1 that divides B; groups take every
-    (B / g)-th image), the standard deviation of every feature over each group is averaged into one
-    number, and that number becomes a constant extra channel of each image of the group. A generator
-    whose images within a batch look alike gives a small value that D learns to reject. Computed in
-    float32 whatever the layer's dtype.
+    A conditional variant of the minibatch standard deviation of Karras et al. (2018, ProGAN; kept
+    in StyleGAN2-ADA). For image i, the standard deviation of every feature over the images of the
+    batch that share its label is averaged into one number, which becomes a constant extra channel
+    of image i. A generator that ignores its noise within a class (conditional mode collapse) gives
+    values near 0 that D learns to reject. The plain variant, over groups of the batch, cannot see
+    that collapse: a batch of several classes is spread out even when each class is one picture.
+    D sees real and generated batches with the same labels (cgan.step), so the two get the same
+    grouping; a class that occurs once in the batch gets 0 in both. Computed in float32.
     """
 
-    def __init__(self, group_size=4, **kwargs):
-        super().__init__(**kwargs)
-        self.group_size = int(group_size)
-
     def call(self, inputs):
-        x = ops.cast(inputs, "float32")                                       # [B, H, W, C]
-        batch = ops.shape(x)[0]
-        group = 1
-        for size in range(2, self.group_size + 1):                            # largest divisor <= group_size
-            group = ops.where(ops.equal(batch % size, 0), size, group)
-        grouped = ops.reshape(x, (group, -1) + tuple(x.shape[1:]))            # [g, B/g, H, W, C]
-        variance = ops.mean(ops.square(grouped - ops.mean(grouped, axis=0, keepdims=True)), axis=0)
-        spread = ops.mean(ops.sqrt(variance + 1e-8), axis=(1, 2, 3))         # [B/g]
-        spread = ops.tile(spread, (group,))                                   # [B], image i -> group i mod B/g
+        features, labels = inputs
+        x = ops.cast(features, "float32")                                     # [B, H, W, C]
+        flat = ops.reshape(x, (ops.shape(x)[0], -1))                          # [B, F]
+        labels = ops.reshape(labels, (-1,))
+        same = ops.cast(ops.equal(labels[:, None], labels[None, :]), "float32")   # [B, B]
+        same = same / ops.sum(same, axis=1, keepdims=True)                    # rows: mean over i's class
+        mean = ops.matmul(same, flat)                                         # [B, F]
+        variance = ops.matmul(same, ops.square(flat)) - ops.square(mean)      # [B, F]
+        spread = ops.mean(ops.sqrt(ops.maximum(variance, 0.0) + 1e-8), axis=1)   # [B]
         plane = ops.ones_like(x[..., :1]) * spread[:, None, None, None]       # [B, H, W, 1]
         return ops.cast(ops.concatenate([x, plane], axis=-1), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (input_shape[-1] + 1,)
-
-    def get_config(self):
-        return {**super().get_config(), "group_size": self.group_size}
+        features_shape = input_shape[0]
+        return tuple(features_shape[:-1]) + (features_shape[-1] + 1,)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

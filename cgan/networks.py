@@ -321,8 +321,9 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
         architecture: "dcgan" (the baseline's) or "resnet" (BigGAN-style residual blocks).
         channels: the resnet's base width c (None: RESNET_D_CHANNELS); must be None for "dcgan".
         class_strength: scale the class signal by a ClassStrength λ (see set_class_strength).
-        minibatch_std: append the batch's spread (layers.MinibatchStdDev) to the last feature map and
-            mix it in with a 1×1 convolution, so D can reject a batch whose images look alike.
+        minibatch_std: append the spread of each image's class in the batch (layers.ClassMinibatchStdDev)
+            to the last feature map and mix it in with a 1×1 convolution, so D can reject a generator
+            whose images of a class look alike.
 
     Returns:
         keras.Model named "discriminator": inputs [image [B, R, R, 3] float in [-1, 1], label [B] int32],
@@ -375,7 +376,7 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
             x = attend(x, side)
     if minibatch_std:
         channels_last = x.shape[-1]
-        x = layers.MinibatchStdDev(dtype=dtype)(x)                              # [B, s, s, C + 1]
+        x = layers.ClassMinibatchStdDev(dtype=dtype)([x, label])               # [B, s, s, C + 1]
         x = conv(channels_last, 1, dtype=dtype)(x)                              # [B, s, s, C]
         x = (keras.layers.ReLU(dtype=dtype) if architecture == "resnet"
              else keras.layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype))(x)

@@ -62,6 +62,7 @@ def test_nested_flagfile_overrides_only_what_differs(tmp_path):
     (dict(transition_start=500, transition_end=100), "--transition_end=100 comes before --transition_start=500"),
     (dict(g_channels=32), "pass --arch=resnet"),
     (dict(arch="resnet"), "pass --d_norm=spectral"),
+    (dict(d_minibatch_std=True, mode_seeking=0.25), "--d_minibatch_std and --mode_seeking do not go together"),
     (dict(arch="stylegan"), "--arch=stylegan is not a choice: use one of dcgan, resnet"),
 ])
 def test_bad_values_are_one_line_user_errors(changes, message):

@@ -192,21 +192,16 @@ def test_configs_round_trip():
         assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
 
 
-def test_minibatch_std_appends_each_groups_spread():
-    x = np.random.RandomState(0).randn(8, 4, 4, 3).astype("float32")
-    y = layers.MinibatchStdDev(group_size=4)(x).numpy()                   # [8, 4, 4, 4]
-    groups = x.reshape(4, 2, 4, 4, 3)                                      # group i: images i, i + 2, ...
-    spread = np.sqrt(groups.var(axis=0) + 1e-8).mean(axis=(1, 2, 3))     # [2]
+def test_class_minibatch_std_appends_the_spread_of_each_images_class():
+    x = np.random.RandomState(0).randn(6, 4, 4, 3).astype("float32")
+    labels = np.array([0, 1, 0, 2, 1, 0], "int32")
+    y = layers.ClassMinibatchStdDev()([x, labels]).numpy()                 # [6, 4, 4, 4]
     np.testing.assert_allclose(y[..., :3], x)
-    np.testing.assert_allclose(y[:, 0, 0, 3], np.tile(spread, 4), rtol=1e-5)
-    assert np.all(y[..., 3] == y[:, :1, :1, 3])                           # constant over positions
-    identical = layers.MinibatchStdDev()(np.repeat(x[:1], 8, axis=0)).numpy()
-    assert np.all(identical[..., 3] < 1e-3)                               # a collapsed batch: ~0
-
-
-def test_minibatch_std_group_divides_the_batch():
-    x = np.random.RandomState(1).randn(6, 2, 2, 1).astype("float32")     # 6: groups of 3
-    y = layers.MinibatchStdDev(group_size=4)(x).numpy()
-    spread = np.sqrt(x.reshape(3, 2, 2, 2, 1).var(axis=0) + 1e-8).mean(axis=(1, 2, 3))
-    np.testing.assert_allclose(y[:, 0, 0, 1], np.tile(spread, 3), rtol=1e-5)
-    assert layers.MinibatchStdDev()(x[:5]).shape == (5, 2, 2, 2)           # prime: groups of 1
+    for i, label in enumerate(labels):
+        members = x[labels == label].reshape(int(np.sum(labels == label)), -1)
+        expected = np.sqrt(members.var(axis=0) + 1e-8).mean()
+        np.testing.assert_allclose(y[i, :, :, 3], expected, rtol=1e-4, atol=1e-6)
+    assert y[3, 0, 0, 3] < 1e-3                                             # alone in its class: no spread
+    collapsed = np.where((labels == 0)[:, None, None, None], x[:1], x)    # class 0: one picture
+    z = layers.ClassMinibatchStdDev()([collapsed, labels]).numpy()
+    assert np.all(z[labels == 0, :, :, 3] < 1e-3) and np.all(z[labels == 1, 0, 0, 3] > 0.1)

@@ -811,15 +811,18 @@ def test_resnet_mirrored_step_and_class_strength_on_two_replicas():
 def test_minibatch_std_discriminator_reads_the_batch_and_round_trips(tmp_path, architecture, norm, conditioning):
     discriminator = networks.build_discriminator(64, 3, conditioning=conditioning, norm=norm,
                                                  architecture=architecture, minibatch_std=True)
-    assert any(isinstance(layer, layers.MinibatchStdDev) for layer in discriminator.layers)
+    assert any(isinstance(layer, layers.ClassMinibatchStdDev) for layer in discriminator.layers)
     rng = np.random.RandomState(0)
     images = rng.uniform(-1, 1, (8, 64, 64, 3)).astype("float32")
-    labels = np.zeros(8, "int32")
-    alone = discriminator([images[:4], labels[:4]], training=False).numpy()
-    # The first image's logit depends on the other images of its group: a different batch changes it.
-    other = discriminator([np.concatenate([images[:1], images[4:7]]), labels[:4]], training=False).numpy()
-    assert alone.shape == (4, 1) and not np.allclose(alone[0], other[0])
+    labels = np.array([0, 0, 1, 1], "int32")
+    alone = discriminator([images[:4], labels], training=False).numpy()
+    # An image's logit depends on the other images of its class in the batch, not on other classes'.
+    other_class = discriminator([np.concatenate([images[:2], images[4:6]]), labels], training=False).numpy()
+    same_class = discriminator([np.concatenate([images[:1], images[6:7], images[2:4]]), labels],
+                               training=False).numpy()
+    assert alone.shape == (4, 1) and np.allclose(alone[0], other_class[0], atol=1e-5)
+    assert not np.allclose(alone[0], same_class[0], atol=1e-5)
     path = str(tmp_path / "d.keras")
     discriminator.save(path)
     loaded = keras.models.load_model(path, compile=False, safe_mode=True)
-    np.testing.assert_array_equal(loaded([images[:4], labels[:4]], training=False).numpy(), alone)
+    np.testing.assert_array_equal(loaded([images[:4], labels], training=False).numpy(), alone)
