@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
-from cgan import config as config_lib
+from cgan import cli, config as config_lib
 from cgan.errors import UserError
 
 config_lib.define_flags(flags.FLAGS, module_name=sys.argv[0])
@@ -26,8 +26,7 @@ def main(argv):
         from cgan import train  # imports TensorFlow; after the flags are checked so errors come fast
         result = train.train_and_evaluate(config)
     except UserError as e:
-        print(f"trainer.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail("trainer.py", e)
     if not result.stopped_by_signal:
         logging.info("Done at step %d. Samples: python sample.py --workdir=%s --label=0", result.step,
                      config.workdir)

@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import tree
+
 pytest.importorskip("sklearn")
 pytest.importorskip("skimage")
 
@@ -30,13 +32,7 @@ def small(tmp_path_factory):
 
 def _files(set_dir):
     """{relative path: bytes} of every file under set_dir."""
-    found = {}
-    for root, _, names in os.walk(set_dir):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, set_dir)] = f.read()
-    return found
+    return {path: data for path, data in tree(set_dir).items() if data is not None}
 
 
 def test_layout_counts_and_manifest(small):
