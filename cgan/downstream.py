@@ -87,6 +87,7 @@ class DownstreamSettings:
     truncation: float | None = None
     batch_size: int = classifier_lib.ClassifierSettings().batch_size
     learning_rate: float = classifier_lib.ClassifierSettings().learning_rate
+    flips: str = "auto"   # the small CNN's flips; auto: chosen on the real train split (resolve_flips)
 
     def __post_init__(self):
         for name in ("seeds", "epochs", "batch_size"):
@@ -172,7 +173,7 @@ def train_and_predict(train, test_images, num_classes, settings, seed):
     """
     train_images, train_labels = train
     recipe = classifier_lib.ClassifierSettings(epochs=settings.epochs, batch_size=settings.batch_size,
-                                               learning_rate=settings.learning_rate, seed=seed)
+                                               learning_rate=settings.learning_rate, seed=seed, flips=settings.flips)
     model = None  # train_classifier builds the small CNN
     if settings.classifier != DEFAULT_CLASSIFIER:
         model = application_classifier(settings.classifier, train_images.shape[1], num_classes, seed)
@@ -252,6 +253,12 @@ def run(source, settings):
     names = source.class_names
     generated, generated_labels, seeds = dataset_export.generate_top_up(source, settings.seed, settings.truncation)
     real_images, real_labels = source.train
+    if settings.classifier == DEFAULT_CLASSIFIER and settings.flips == "auto":
+        recipe = classifier_lib.ClassifierSettings(epochs=settings.epochs, batch_size=settings.batch_size,
+                                                   learning_rate=settings.learning_rate)
+        flips = classifier_lib.resolve_flips(recipe, real_images, real_labels, len(names),
+                                             os.path.join(source.builder.data_dir, classifier_lib.CACHE_DIR)).flips
+        settings = dataclasses.replace(settings, flips=flips)
     training_sets = {
         ARMS[0]: (real_images, real_labels),
         ARMS[1]: (np.concatenate([real_images, generated]), np.concatenate([real_labels, generated_labels])),
@@ -271,6 +278,7 @@ def run(source, settings):
         "dataset": source.dataset,
         "class_names": list(names),
         "classifier": {"name": settings.classifier, "epochs": settings.epochs, "batch_size": settings.batch_size,
+                       "flips": settings.flips,
                        "learning_rate": settings.learning_rate, "seeds": list(range(settings.seeds)),
                        "weights": "none (trained from scratch)"},
         "training_sets": {

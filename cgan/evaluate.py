@@ -161,8 +161,10 @@ class Evaluator:
                                                        (train_images, self.train_labels), self.test,
                                                        classifier_settings,
                                                        os.path.join(self.cache_dir, classifier_lib.CACHE_DIR))
+        # Every other classifier (the cross-fitted halves, CAS) follows its recipe, flips as resolved.
+        self.classifier_settings = self.classifier.settings
         cross_fit.fit_classifiers(self.folds, builder, self.class_names, (train_images, self.train_labels),
-                                  self.test, classifier_settings, self.cache_dir)
+                                  self.test, self.classifier_settings, self.cache_dir)
 
         # Real reference features per space and fold: the held-out half of each fold.
         self._reference = {"classifier": [fold.reference_features(train_images) for fold in self.folds]}

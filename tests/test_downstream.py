@@ -14,7 +14,7 @@ from conftest import IMBALANCED_TEST_COUNTS as TEST_COUNTS
 from conftest import IMBALANCED_TRAIN_COUNTS as TRAIN_COUNTS
 from conftest import error_lines, make_imbalanced_run, read_scalars, run_python
 
-QUICK = dict(seeds=2, epochs=1, batch_size=8)
+QUICK = dict(seeds=2, epochs=1, batch_size=8, flips="none")
 
 
 @pytest.fixture(scope="module")

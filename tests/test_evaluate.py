@@ -13,7 +13,7 @@ from cgan.errors import UserError
 from cgan.metrics import classifier, cross_fit, inception
 from conftest import LATENT_DIM, error_lines, make_run, read_scalars, run_python, tiny_generator, write_jpeg
 
-QUICK = classifier.ClassifierSettings(epochs=6, batch_size=8)
+QUICK = classifier.ClassifierSettings(epochs=6, batch_size=8, flips="horizontal_and_vertical")
 FOLDER_CLASSES = ("amber", "cobalt", "moss")
 FOLDER_COLOURS = ((200, 120, 40), (40, 70, 200), (70, 160, 60))
 TRAIN_COUNTS = (16, 16, 24)   # halves 8/8/12, so H1 and H2 hold 4/4/6: enough for k-NN recall per class
@@ -113,7 +113,7 @@ def test_no_seed_serves_two_classes_and_every_image_is_the_one_sample_py_writes(
 
 def test_classifier_is_cached_and_reused_and_retrained_for_other_data(builder, class_names, tmp_path, monkeypatch):
     train, test = splits(builder)
-    one_epoch, two_epochs = (classifier.ClassifierSettings(epochs=e, batch_size=8) for e in (1, 2))
+    one_epoch, two_epochs = (classifier.ClassifierSettings(epochs=e, batch_size=8, flips="none") for e in (1, 2))
     first = classifier.load_or_train(builder, class_names, train, test, one_epoch, str(tmp_path))
     model_path = tmp_path / classifier.MODEL_FILE
     assert not first.cached and model_path.exists() and (tmp_path / classifier.INFO_FILE).exists()
@@ -173,7 +173,7 @@ def test_cas_is_trained_on_generated_images_only_and_scored_on_the_real_test_spl
     trained_on = []
     real_train = classifier.train_classifier
 
-    def recording_train(images, labels, num_classes, settings=classifier.ClassifierSettings()):
+    def recording_train(images, labels, num_classes, settings=QUICK):
         trained_on.append((images, labels, settings))
         return real_train(images, labels, num_classes, settings)
 
@@ -203,7 +203,8 @@ class MemorisingClassifier:
     """A feature extractor that tells its own training images apart (a trained CNN does so more subtly):
     images it was trained on get a large offset in one extra feature."""
 
-    def __init__(self, train_images, train_labels):
+    def __init__(self, train_images, train_labels, settings=None):
+        self.settings = settings
         self.seen = {image.tobytes() for image in train_images}
         self.info = {"test_accuracy": 1.0, "test_accuracy_per_class": {}}
         self.cached, self.cache_dir = False, None
@@ -229,7 +230,7 @@ class MemorisingClassifier:
 
 def test_a_memorising_generator_no_longer_scores_better_than_held_out_real_images(builder, class_names, monkeypatch):
     def memorising_load_or_train(builder, class_names, train, test, settings=None, cache_dir=None):
-        return MemorisingClassifier(*train)
+        return MemorisingClassifier(*train, settings=settings)
 
     monkeypatch.setattr(classifier, "load_or_train", memorising_load_or_train)
     evaluator = evaluate.Evaluator(builder, class_names, 64, num_per_class=4, inception_weights="none",
@@ -350,7 +351,7 @@ def test_missing_inception_weights_file_is_a_user_error(tmp_path):
 
 def test_two_images_per_class_give_overall_distances_and_no_per_class_ones(isic_data_dir, monkeypatch):
     def memorising_load_or_train(builder, class_names, train, test, settings=None, cache_dir=None):
-        return MemorisingClassifier(*train)
+        return MemorisingClassifier(*train, settings=settings)
 
     monkeypatch.setattr(classifier, "load_or_train", memorising_load_or_train)
     tiny = datasets.prepare("isic_skin_cancer/real_64", str(isic_data_dir))  # 2 train images per class

@@ -13,7 +13,7 @@ from cgan.metrics import classifier
 from conftest import IMBALANCED_CLASSES as CLASSES
 from conftest import LATENT_DIM, error_lines, make_imbalanced_run, read_scalars, run_python
 
-QUICK = classifier.ClassifierSettings(epochs=1, batch_size=8)
+QUICK = classifier.ClassifierSettings(epochs=1, batch_size=8, flips="none")
 
 
 class PoolGenerator:

@@ -1,6 +1,8 @@
 """The metrics on feature arrays with known answers: Fréchet distance, KID, precision/recall, registry,
 the cross-fitted references with their floors, GAN-test."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -229,7 +231,7 @@ def test_accuracy_per_class_and_the_data_digest():
 def test_train_classifier_trains_the_model_it_is_given_by_the_same_recipe():
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (16, 16, 16, 3), dtype=np.uint8), np.arange(16) % 2
-    settings = classifier.ClassifierSettings(epochs=1, batch_size=8)
+    settings = classifier.ClassifierSettings(epochs=1, batch_size=8, flips="none")
     given = classifier.build_classifier(16, 2, settings)
     untrained = given.get_weights()
     trained = classifier.train_classifier(images, labels, 2, settings, model=given)
@@ -238,3 +240,32 @@ def test_train_classifier_trains_the_model_it_is_given_by_the_same_recipe():
     built = classifier.train_classifier(images, labels, 2, settings)     # builds the same network itself
     for a, b in zip(built.get_weights(), trained.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_flips_are_chosen_by_validation_and_cached(tmp_path):
+    """A mark on the left means class 0, on the right class 1: horizontal flips would destroy the label."""
+    rng = np.random.RandomState(0)
+    images = rng.randint(0, 40, (80, 16, 16, 3)).astype(np.uint8)
+    labels = np.arange(80) % 2
+    for image, label in zip(images, labels):
+        image[4:12, 1:5] = 255 if label == 0 else 0
+        image[4:12, 11:15] = 255 if label == 1 else 0
+    settings = classifier.ClassifierSettings(epochs=8, batch_size=16)
+    chosen = classifier.resolve_flips(settings, images, labels, 2, str(tmp_path))
+    assert chosen.flips == "none" and chosen.epochs == 8
+    stored = json.load(open(tmp_path / classifier.FLIPS_FILE))
+    assert stored["flips"] == "none" and set(stored["validation_accuracy"]) == set(classifier.FLIPS)
+    assert stored["validation_accuracy"]["none"] > stored["validation_accuracy"]["horizontal"]
+    # The choice is reused for the same images and recipe, and other settings pass through unchanged.
+    assert classifier.resolve_flips(settings, images, labels, 2, str(tmp_path)).flips == "none"
+    explicit = classifier.ClassifierSettings(flips="horizontal")
+    assert classifier.resolve_flips(explicit, images, labels, 2, str(tmp_path / "other")) is explicit
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        classifier.build_classifier(16, 2, settings)
+
+
+def test_validation_split_is_stratified_and_disjoint():
+    labels = np.array([0] * 20 + [1] * 7 + [2] * 1)
+    fit, held_out = classifier.validation_split(labels)
+    assert set(fit).isdisjoint(held_out) and len(fit) + len(held_out) == len(labels)
+    assert [int(np.sum(labels[held_out] == c)) for c in range(3)] == [3, 2, 0]

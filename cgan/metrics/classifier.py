@@ -17,10 +17,16 @@ classifier, and a classifier trained on other images (another split of the train
 dataset) or with another recipe is retrained rather than reused.
 
 Network: images are scaled to [-1, 1] and resized to 64×64 (so training costs the same at every
-resolution), randomly flipped (lesions have no up or left), then four stride-2 3×3 convolutions
+resolution), randomly flipped where the data allows it, then four stride-2 3×3 convolutions
 (32, 64, 128, 128 channels; batch norm, ReLU), global average pooling, a 128-unit ReLU layer named
 "features" (the feature space of the classifier metrics), dropout and the class logits. All random
 state is seeded per layer, so building and training it leaves Keras' global seed alone.
+
+Flips: lesions and textures have no up or left, digits and letters do. With `flips="auto"` (the
+default) the flips are chosen once per dataset by validation: a classifier is trained on 85 % of the
+train split (stratified) for each of none, horizontal and horizontal-and-vertical flips, and the one
+with the best accuracy on the other 15 % is kept (the fewer flips on a tie), cached in flips.json
+next to the classifier. Every classifier of an evaluation then uses that choice.
 """
 
 import dataclasses
@@ -40,6 +46,9 @@ from cgan.metrics import float32_policy
 CACHE_DIR = "classifier"
 MODEL_FILE = "classifier.keras"
 INFO_FILE = "classifier.json"
+FLIPS_FILE = "flips.json"
+FLIPS = ("none", "horizontal", "horizontal_and_vertical")   # candidates of flips="auto", fewest first
+_VALIDATION_SHARE = 0.15
 FEATURE_LAYER = "features"
 _BATCH = 256  # images per inference call
 
@@ -52,7 +61,8 @@ class ClassifierSettings:
     learning_rate: float = 1e-3       # Adam
     input_size: int = 64              # pixels the convolutions see, whatever the dataset resolution
     seed: int = 0
-    architecture: int = 1             # bump when build_classifier changes: caches of older ones retrain
+    flips: str = "auto"               # one of FLIPS, or auto: chosen by validation (resolve_flips)
+    architecture: int = 2             # bump when build_classifier changes: caches of older ones retrain
 
 
 def build_classifier(resolution, num_classes, settings=ClassifierSettings()):
@@ -63,7 +73,11 @@ def build_classifier(resolution, num_classes, settings=ClassifierSettings()):
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
         if resolution != settings.input_size:
             x = keras.layers.Resizing(settings.input_size, settings.input_size, interpolation="area")(x)
-        x = keras.layers.RandomFlip("horizontal_and_vertical", seed=seed)(x)
+        if settings.flips not in FLIPS:
+            raise ValueError(f"flips={settings.flips!r}: resolve 'auto' with resolve_flips first, or pick one "
+                             f"of {FLIPS}")
+        if settings.flips != "none":
+            x = keras.layers.RandomFlip(settings.flips, seed=seed)(x)
         for i, filters in enumerate((32, 64, 128, 128)):                 # 64 -> 32 -> 16 -> 8 -> 4 pixels
             x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False,
                                     kernel_initializer=keras.initializers.HeNormal(seed + 1 + i))(x)
@@ -136,6 +150,11 @@ class Classifier:
             features.append(batch_features.numpy()[:len(chunk)])
             logits.append(batch_logits.numpy()[:len(chunk)])
         return np.concatenate(features), np.concatenate(logits)            # [N, 128], [N, K]
+
+    @property
+    def settings(self):
+        """The ClassifierSettings it was trained with (flips resolved), as its info records them."""
+        return ClassifierSettings(**self.info["settings"])
 
     def description(self):
         """For reports: classifier.json without the class names (the cache identity, the test accuracy),
@@ -228,6 +247,61 @@ def _save(cache_dir, model, info):
     atomic_write_json(info_path, info, sort_keys=True)
 
 
+def validation_split(labels, share=_VALIDATION_SHARE, seed=0):
+    """A stratified split of the train split: (training indices, validation indices), both sorted.
+
+    Every class with 2 or more images gives ceil(share · n) of them, at least 1, to validation.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    validation = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) >= 2:
+            count = max(1, int(np.ceil(share * len(members))))
+            validation.extend(rng.permutation(members)[:count])
+    validation = np.sort(np.asarray(validation, dtype=np.int64))
+    return np.setdiff1d(np.arange(len(labels)), validation), validation
+
+
+def resolve_flips(settings, images, labels, num_classes, cache_dir):
+    """`settings` with flips="auto" replaced by the choice that validates best on these images.
+
+    Args:
+        settings: ClassifierSettings; returned unchanged unless its flips is "auto".
+        images: [N, R, R, 3] uint8 training images; labels: [N] int.
+        num_classes: K.
+        cache_dir: folder of flips.json (the choice, keyed by a digest of the images and the recipe).
+
+    Returns:
+        ClassifierSettings with flips one of FLIPS.
+    """
+    if settings.flips != "auto":
+        return settings
+    identity = {"train_sha256": data_digest(images, labels), "settings": dataclasses.asdict(settings)}
+    path = os.path.join(cache_dir, FLIPS_FILE)
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+        if stored.get("identity") == identity and stored.get("flips") in FLIPS:
+            return dataclasses.replace(settings, flips=stored["flips"])
+    except (OSError, ValueError):
+        pass
+    fit, held_out = validation_split(labels, seed=settings.seed)
+    accuracies = {}
+    for flips in FLIPS:
+        logging.info("Choosing the evaluation classifier's flips: training with flips=%s", flips)
+        candidate = dataclasses.replace(settings, flips=flips)
+        model = train_classifier(images[fit], labels[fit], num_classes, candidate)
+        accuracies[flips] = Classifier(model, {}).accuracy(images[held_out], labels[held_out])
+    chosen = max(FLIPS, key=lambda flips: (accuracies[flips], -FLIPS.index(flips)))
+    logging.info("Flips %s: validation accuracy %s", chosen, accuracies)
+    os.makedirs(cache_dir, exist_ok=True)
+    atomic_write_json(path, {"identity": identity, "flips": chosen, "validation_accuracy": accuracies},
+                      sort_keys=True)
+    return dataclasses.replace(settings, flips=chosen)
+
+
 def load_or_train(builder, class_names, train, test, settings=ClassifierSettings(), cache_dir=None):
     """The dataset's classifier: from the cache when it matches, otherwise trained and cached.
 
@@ -237,15 +311,17 @@ def load_or_train(builder, class_names, train, test, settings=ClassifierSettings
         train: (images [N, R, R, 3] uint8, labels [N] int) to train on: the real train split, or a
             part of it (the cache is keyed by a digest of exactly these images and labels).
         test: (images [M, R, R, 3] uint8, labels [M] int) of the real test split.
-        settings: ClassifierSettings.
+        settings: ClassifierSettings; flips="auto" is resolved on `train` first (resolve_flips).
         cache_dir: folder of the cache; None means <builder.data_dir>/classifier.
 
     Returns:
-        a Classifier; info holds the identity fields, test_accuracy, test_accuracy_per_class and
-        train_seconds.
+        a Classifier; info holds the identity fields (with the resolved settings), test_accuracy,
+        test_accuracy_per_class and train_seconds; `.settings` is the resolved recipe, for the other
+        classifiers that must match it.
     """
     cache_dir = cache_dir or os.path.join(builder.data_dir, CACHE_DIR)
     (train_images, train_labels), (test_images, test_labels) = train, test
+    settings = resolve_flips(settings, train_images, train_labels, len(class_names), cache_dir)
     identity = _identity(builder, class_names, train, len(test_images), settings)
     cached = _load_cached(cache_dir, identity)
     if cached is not None:
