@@ -21,7 +21,7 @@ def test_a_preset_is_its_flag_file_with_the_benchmarks_dataset():
     assert (p100.dataset, p100.data_dir, p100.manual_dir) == ("isic_skin_cancer/real_64", "/data/tfds", "/data/isic")
     assert p100.jit_compile == "auto" and p100.d_conditioning == "concat" and not p100.ema_decay
     quality = presets.preset_config("quality.flags", BENCHMARK, batch_size=64, jit_compile="true")
-    assert (quality.batch_size, quality.jit_compile, quality.train_steps) == (64, "true", 3000)
+    assert (quality.batch_size, quality.jit_compile, quality.train_steps) == (64, "true", 5000)
     assert (quality.d_conditioning, quality.d_norm, quality.loss, quality.augment, quality.balanced) == \
         ("projection", "spectral", "hinge", "translation,cutout", True)
 
