@@ -430,11 +430,16 @@ def _define_flags():
     flags.DEFINE_string("inception_weights", inception.IMAGENET,
                         "InceptionV3 weights for FID/KID: 'imagenet' (Keras cache or download), a local "
                         "no-top weights file, or 'none' to skip them.")
+    flags.DEFINE_enum("classifier_flips", "auto", ("auto",) + classifier_lib.FLIPS,
+                      "Random flips in the evaluation classifiers' training: auto chooses on a validation "
+                      "split of the real train split; name one to fix it (flips that change a class, as "
+                      "for digits, should be none).")
 
 
 def _main(flag_values):
+    settings = classifier_lib.ClassifierSettings(flips=flag_values.classifier_flips)
     report, path = evaluate(flag_values.workdir, flag_values.num_per_class, flag_values.seed,
-                            flag_values.inception_weights, flag_values.json)
+                            flag_values.inception_weights, flag_values.json, classifier_settings=settings)
     return summary_lines(report) + [f"Report: {path}  TensorBoard: {run_source.eval_dir(flag_values.workdir)}"]
 
 

@@ -445,12 +445,13 @@ def test_cli_evaluates_a_run_made_by_the_trainer(tmp_path, isic_folders):
                          "--precision=float32")
     assert trained.returncode == 0, trained.stderr[-3000:]
     result = run_evaluate(f"--workdir={workdir}", "--num_per_class=3", "--inception_weights=none",
-                          f"--json={tmp_path / 'report.json'}")
+                          "--classifier_flips=horizontal", f"--json={tmp_path / 'report.json'}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "gan_test" in result.stdout and "cas" in result.stdout and "Report:" in result.stdout
     assert "worst class:" in result.stdout
     report = json.load(open(tmp_path / "report.json"))
     assert report["step"] == 2 and 0.0 <= report["metrics"]["cas"] <= 1.0
     assert report["metrics"]["classifier_fd_floor"] is not None
+    assert report["classifier"]["settings"]["flips"] == "horizontal"     # as asked, not chosen
     missing = run_evaluate(f"--workdir={tmp_path / 'nothing'}")
     assert missing.returncode == 2 and error_lines(missing, "evaluate")[0].startswith("evaluate: error: --workdir=")
