@@ -809,6 +809,7 @@ def test_resnet_mirrored_step_and_class_strength_on_two_replicas():
                                                            ("dcgan", "spectral", "projection"),
                                                            ("resnet", "spectral", "projection")])
 def test_minibatch_std_discriminator_reads_the_batch_and_round_trips(tmp_path, architecture, norm, conditioning):
+    keras.utils.set_random_seed(0)
     discriminator = networks.build_discriminator(64, 3, conditioning=conditioning, norm=norm,
                                                  architecture=architecture, minibatch_std=True)
     assert any(isinstance(layer, layers.ClassMinibatchStdDev) for layer in discriminator.layers)
@@ -820,8 +821,9 @@ def test_minibatch_std_discriminator_reads_the_batch_and_round_trips(tmp_path, a
     other_class = discriminator([np.concatenate([images[:2], images[4:6]]), labels], training=False).numpy()
     same_class = discriminator([np.concatenate([images[:1], images[6:7], images[2:4]]), labels],
                                training=False).numpy()
-    assert alone.shape == (4, 1) and np.allclose(alone[0], other_class[0], atol=1e-5)
-    assert not np.allclose(alone[0], same_class[0], atol=1e-5)
+    # At initialisation the spread moves a logit only slightly: compare the two effects, not a tolerance.
+    other_effect, same_effect = np.abs(alone[0] - other_class[0]).max(), np.abs(alone[0] - same_class[0]).max()
+    assert alone.shape == (4, 1) and same_effect > 1e-7 and same_effect > 100 * other_effect
     path = str(tmp_path / "d.keras")
     discriminator.save(path)
     loaded = keras.models.load_model(path, compile=False, safe_mode=True)
