@@ -359,12 +359,13 @@ def _define_flags():
                         f"(trained from scratch; meant for a GPU).")
     flags.DEFINE_integer("seed", 0, "First seed of the generated images (as sample.py --export_dir --seed).")
     flags.DEFINE_float("truncation", None, "Truncation threshold of the generated images, as in sample.py.")
+    classifier_lib.define_flips_flag()
 
 
 def _main(flag_values):
     settings = DownstreamSettings(seeds=flag_values.seeds, epochs=flag_values.epochs,
                                   classifier=flag_values.downstream_classifier, seed=flag_values.seed,
-                                  truncation=flag_values.truncation)
+                                  truncation=flag_values.truncation, flips=flag_values.classifier_flips)
     report, path = measure(flag_values.workdir, settings, flag_values.json)
     return table_lines(report) + [f"Report: {path}  TensorBoard: {run_source.eval_dir(flag_values.workdir)}"]
 

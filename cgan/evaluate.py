@@ -430,10 +430,7 @@ def _define_flags():
     flags.DEFINE_string("inception_weights", inception.IMAGENET,
                         "InceptionV3 weights for FID/KID: 'imagenet' (Keras cache or download), a local "
                         "no-top weights file, or 'none' to skip them.")
-    flags.DEFINE_enum("classifier_flips", "auto", ("auto",) + classifier_lib.FLIPS,
-                      "Random flips in the evaluation classifiers' training: auto chooses on a validation "
-                      "split of the real train split; name one to fix it (flips that change a class, as "
-                      "for digits, should be none).")
+    classifier_lib.define_flips_flag()
 
 
 def _main(flag_values):

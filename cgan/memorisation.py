@@ -345,11 +345,13 @@ def _define_flags():
                        "Percentile of the test images' nearest-training distances that sets each class's "
                        "threshold (0 to 100).")
     flags.DEFINE_float("truncation", None, "Truncation threshold of the generated images, as in sample.py.")
+    classifier_lib.define_flips_flag()
 
 
 def _main(flag_values):
     report, path = measure_run(flag_values.workdir, flag_values.num_per_class, flag_values.seed,
-                               flag_values.percentile, flag_values.truncation, flag_values.json)
+                               flag_values.percentile, flag_values.truncation, flag_values.json,
+                               classifier_lib.ClassifierSettings(flips=flag_values.classifier_flips))
     return summary_lines(report) + [f"Report: {path}  Closest pairs: {report['closest']['pixels']['picture']}, "
                                     f"{report['closest']['features']['picture']}"]
 

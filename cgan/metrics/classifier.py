@@ -48,6 +48,15 @@ MODEL_FILE = "classifier.keras"
 INFO_FILE = "classifier.json"
 FLIPS_FILE = "flips.json"
 FLIPS = ("none", "horizontal", "horizontal_and_vertical")   # candidates of flips="auto", fewest first
+
+
+def define_flips_flag():
+    """--classifier_flips for the tools that train or load the evaluation classifier."""
+    from absl import flags
+    flags.DEFINE_enum("classifier_flips", "auto", ("auto",) + FLIPS,
+                      "Random flips in the evaluation classifiers' training: auto chooses on a validation "
+                      "split of the real train split; name one to fix it (flips that change a class, as "
+                      "for digits, should be none).")
 _VALIDATION_SHARE = 0.15
 FEATURE_LAYER = "features"
 _BATCH = 256  # images per inference call
