@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from benchmarks import baseline
 from benchmarks.machine import clock
-from cgan import distribute, input_pipeline, networks, precision, step
+from cgan import distribute, input_pipeline, networks, precision, seeding, step
 from cgan.config import TrainConfig
 
 
@@ -74,7 +74,6 @@ class TrainerLoop:
         """
         self.config = config
         self.train_config = train_config
-        keras.utils.set_random_seed(train_config.seed)
         self.trainer = make_trainer(train_config, precision.resolve(train_config.precision), data.class_names,
                                     data.resolution)
         self.iterator = iter(input_pipeline.train_dataset(data.images, data.labels, train_config.batch_size,
@@ -133,7 +132,7 @@ class BaselineLoop:
     def __init__(self, config, data, batch_size, normalised_images):
         self.config = config
         self.batch_size = batch_size
-        keras.utils.set_random_seed(config.seed)
+        seeding.set_global_seed(config.seed)
         num_classes = len(data.class_names)
         self.gan = baseline.BaselineGAN(
             networks.build_generator(data.resolution, config.latent_dim, num_classes),

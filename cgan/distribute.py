@@ -3,7 +3,7 @@
     distribute.configure_devices(config)        # before anything else touches TensorFlow
     strategy = distribute.make_strategy(config)  # before other TensorFlow work (multi-worker needs it)
     worker = distribute.worker_info(strategy)    # WorkerInfo(num_workers, index); .is_chief
-    distribute.configure_tensorflow(config)     # determinism, seeds, graph options
+    distribute.configure_tensorflow(config)     # determinism, graph options
 
 These are the only functions in `cgan/` that change TensorFlow's process-wide settings; building a
 model, a step or a dataset never does. The training loop (cgan.train) calls them in this order.
@@ -20,7 +20,6 @@ compile), and XLA on several CPU replicas or CPU workers is refused.
 import dataclasses
 import os
 
-import keras
 import tensorflow as tf
 
 from cgan.errors import UserError
@@ -60,10 +59,10 @@ def make_strategy(config):
 
 
 def configure_tensorflow(config):
-    """Seeds, determinism and graph options of a run (process-wide)."""
+    """Determinism and graph options of a run (process-wide); the seeds are set where they are drawn
+    (cgan.seeding)."""
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.seed)
     if config.d_norm != "batch":
         # D then has Conv2D + bias + LeakyReLU (or, in the resnet, residual Adds and average pooling),
         # on whose gradient graph TensorFlow 2.21's remapper fails ("remapper failed: ... exist for

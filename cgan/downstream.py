@@ -50,7 +50,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cgan import cli, dataset_export, run_source, sampling
+from cgan import cli, dataset_export, run_source, sampling, seeding
 from cgan.errors import UserError
 from cgan.files import atomic_write_json
 from cgan.metrics import classifier as classifier_lib
@@ -136,7 +136,7 @@ def application_classifier(name, resolution, num_classes, seed):
     """
     constructor = application(name)
     preprocess = sys.modules[constructor.__module__].preprocess_input
-    keras.utils.set_random_seed(seed)  # the applications' layers take no per-layer seeds
+    seeding.set_global_seed(seed)  # the applications' layers take no per-layer seeds
     size = resolution
     try:
         backbone = constructor(include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg")
@@ -145,6 +145,7 @@ def application_classifier(name, resolution, num_classes, seed):
         if not match:
             raise
         size = int(match.group(1))
+        seeding.set_global_seed(seed)
         backbone = constructor(include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg")
     inputs = keras.Input((resolution, resolution, 3), name="pixels")                 # [B, R, R, 3] in [0, 255]
     x = inputs

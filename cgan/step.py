@@ -18,7 +18,7 @@ cgan.losses states (per-example sum ÷ global batch; replicas' gradients are sum
 
 import tensorflow as tf
 
-from cgan import ada, augment, distribute, ema, losses, networks, optimizers, precision, schedules
+from cgan import ada, augment, distribute, ema, losses, networks, optimizers, precision, schedules, seeding
 from cgan.distribute import WorkerInfo
 from cgan.errors import UserError
 
@@ -50,6 +50,9 @@ class TrainStep:
         synchronized = strategy.num_replicas_in_sync > 1
         self.transitional = bool(config.transition_end)
         with strategy.scope():
+            # The layers' initialisers take no seeds: the weights come from the global seed, set here so
+            # that they depend on --seed alone, not on what ran before (a dataset build, say).
+            seeding.set_global_seed(config.seed)
             try:
                 self.generator = networks.build_generator(
                     resolution, config.latent_dim, num_classes, dtype=policy, synchronized_bn=synchronized,

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cgan import seeding
 from cgan.errors import UserError
 from cgan.metrics import float32_policy
 
@@ -44,6 +45,8 @@ def build(weights=None):
     Args:
         weights: None (random), "imagenet" or a weights file path, as keras.applications takes them.
     """
+    if weights is None:
+        seeding.set_global_seed(0)  # the same random network every time (its layers take no seeds)
     with float32_policy():
         return keras.applications.InceptionV3(weights=weights, include_top=False, pooling="avg",
                                               input_shape=(INPUT_SIZE, INPUT_SIZE, 3))
