@@ -19,8 +19,9 @@ dataset) or with another recipe is retrained rather than reused.
 Network: images are scaled to [-1, 1] and resized to 64×64 (so training costs the same at every
 resolution), randomly flipped where the data allows it, then four stride-2 3×3 convolutions
 (32, 64, 128, 128 channels; batch norm, ReLU), global average pooling, a 128-unit ReLU layer named
-"features" (the feature space of the classifier metrics), dropout and the class logits. All random
-state is seeded per layer, so building and training it leaves Keras' global seed alone.
+"features" (the feature space of the classifier metrics), dropout and the class logits. Its random
+state comes from settings.seed alone (per-layer seeds, each epoch's order from (seed, epoch)), so a
+classifier is the same whoever trained it first and whatever ran before.
 
 Flips: lesions and textures have no up or left, digits and letters do. With `flips="auto"` (the
 default) the flips are chosen once per dataset by validation: a classifier is trained on 85 % of the
@@ -32,6 +33,7 @@ next to the classifier. Every classifier of an evaluation then uses that choice.
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 
@@ -71,7 +73,7 @@ class ClassifierSettings:
     input_size: int = 64              # pixels the convolutions see, whatever the dataset resolution
     seed: int = 0
     flips: str = "auto"               # one of FLIPS, or auto: chosen by validation (resolve_flips)
-    architecture: int = 2             # bump when build_classifier changes: caches of older ones retrain
+    architecture: int = 3             # bump when build_ or train_classifier changes: older caches retrain
 
 
 def build_classifier(resolution, num_classes, settings=ClassifierSettings()):
@@ -102,7 +104,7 @@ def build_classifier(resolution, num_classes, settings=ClassifierSettings()):
 
 
 def train_classifier(images, labels, num_classes, settings=ClassifierSettings(), model=None):
-    """Trains a fresh classifier: Adam, cross-entropy on logits, the images shuffled from settings.seed.
+    """Trains a fresh classifier: Adam, cross-entropy on logits, each epoch's order drawn from settings.seed.
 
     Args:
         images: [N, R, R, 3] uint8 training images.
@@ -121,10 +123,19 @@ def train_classifier(images, labels, num_classes, settings=ClassifierSettings(),
         model = build_classifier(images.shape[1], num_classes, settings)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
-    dataset = dataset.shuffle(len(images), seed=settings.seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(settings.batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
-    model.fit(dataset.prefetch(tf.data.AUTOTUNE), epochs=settings.epochs, shuffle=False, verbose=0)
+    # Epoch e visits the images in the permutation drawn from (seed, e) alone. tf.data's shuffle would
+    # also depend on TensorFlow's global seed, i.e. on whatever set it before in the process.
+    num_images = len(images)
+    orders = np.stack([np.random.default_rng([settings.seed, epoch]).permutation(num_images)
+                       for epoch in range(settings.epochs)])                          # [epochs, N]
+    batches = tf.data.Dataset.from_tensor_slices(orders).flat_map(
+        lambda order: tf.data.Dataset.from_tensor_slices(order).batch(settings.batch_size))  # [≤ batch] indices
+    batches = batches.apply(tf.data.experimental.assert_cardinality(
+        settings.epochs * math.ceil(num_images / settings.batch_size)))
+    pixels, classes = tf.constant(images), tf.constant(labels.astype(np.int32))
+    dataset = batches.map(lambda index: (tf.cast(tf.gather(pixels, index), tf.float32), tf.gather(classes, index)))
+    # One pass over every epoch's batches: the same updates as `epochs` epochs of fit.
+    model.fit(dataset.prefetch(tf.data.AUTOTUNE), epochs=1, shuffle=False, verbose=0)
     return model
 
 
