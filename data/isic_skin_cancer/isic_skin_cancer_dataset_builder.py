@@ -35,10 +35,12 @@ non-images named .jpg) are skipped, each logged as a warning and listed in the d
 import dataclasses
 import re
 from typing import Iterator
+from unittest import mock
 
 from absl import logging
 from etils import epath
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import example_serializer
 
 from . import images
 from . import synthetic
@@ -216,6 +218,17 @@ class _Candidate:
     class_name: str
 
 
+class _KeyOrderSerializer(example_serializer.ExampleSerializer):
+    """Serialises each example with its features in key order.
+
+    protobuf's default serialisation writes a map (tf.train.Example's features) in an order that
+    changes from process to process, so the same examples would give other shard bytes on every build.
+    """
+
+    def serialize_example(self, example):
+        return self.get_tf_example(example).SerializeToString(deterministic=True)
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for isic_skin_cancer."""
 
@@ -258,6 +271,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             # Filled in by _split_generators; saved as metadata.json.
             metadata=tfds.core.MetadataDict(),
         )
+
+    def _download_and_prepare(self, dl_manager, download_config=None):
+        """TFDS' preparation, writing the same bytes on every build (TFDS takes no serializer option)."""
+        with mock.patch.object(example_serializer, "ExampleSerializer", _KeyOrderSerializer):
+            super()._download_and_prepare(dl_manager, download_config)
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         """Returns SplitGenerators."""
