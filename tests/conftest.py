@@ -100,6 +100,15 @@ def read_scalars(event_dir):
     return values
 
 
+def checkpoint_tensors(workdir):
+    """{name: array} of the latest checkpoint in workdir: weights, optimizer slots, batch-norm statistics,
+    the noise generator's state and the step."""
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
+
+
 LATENT_DIM = 8  # tiny_generator's
 
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 from cgan import distribute, input_pipeline, step
 from cgan.config import TrainConfig
 from cgan.errors import UserError
-from conftest import REPO
+from conftest import REPO, checkpoint_tensors
 
 GPU = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
 CLASS_NAMES = tuple(f"class{i}" for i in range(9))
@@ -127,12 +127,6 @@ def test_compiled_and_uncompiled_runs_agree_to_rounding(options):
     np.testing.assert_array_equal(on.noise.state.numpy(), off.noise.state.numpy())
 
 
-def _checkpoint_values(workdir):
-    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
-
-
 def _train(workdir, isic_data_dir, train_steps):
     args = [sys.executable, "trainer.py", f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64",
             f"--data_dir={isic_data_dir}", "--batch_size=4", "--precision=float32", f"--train_steps={train_steps}",
@@ -150,7 +144,7 @@ def test_a_compiled_run_resumes_bitwise(tmp_path, isic_data_dir):
     _train(straight, isic_data_dir, 4)
     _train(split, isic_data_dir, 2)
     _train(split, isic_data_dir, 4)
-    a, b = _checkpoint_values(straight), _checkpoint_values(split)
+    a, b = checkpoint_tensors(straight), checkpoint_tensors(split)
     assert a.keys() == b.keys() and len(a) > 80
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import checkpoint_tensors
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -168,13 +170,6 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_good_export(tmp_path,
     assert (tmp_path / "generator.keras").read_bytes() == export_before
 
 
-def _weights(workdir):
-    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
-    # Weights, optimizer slots, batch-norm statistics, the noise generator's state and the step.
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
-
-
 # Every option with state of its own: the EMA generator, spectral norm's power-iteration vectors,
 # conditional batch norm, the projection embedding, attention's γ; R1, hinge and balanced sampling
 # change what the step computes and draws.
@@ -202,7 +197,7 @@ def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas
     run(trainer_flags(straight, isic_data_dir, train_steps=4, **common))
     run(trainer_flags(split, isic_data_dir, train_steps=2, **common))
     run(trainer_flags(split, isic_data_dir, train_steps=4, **common))
-    a, b = _weights(straight), _weights(split)
+    a, b = checkpoint_tensors(straight), checkpoint_tensors(split)
     assert a.keys() == b.keys() and len(a) > 80
     if "ema_decay" in options:
         ema = [name for name in a if name.startswith("ema_generator/")]
