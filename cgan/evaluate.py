@@ -34,20 +34,29 @@ cgan.metrics.cross_fit define them):
 - cas (with train_cas): a classifier of the same architecture and recipe trained on generated images
   only, scored on the real test split (CAS, Ravuri & Vinyals 2019). cas_ratio = cas /
   classifier_test_accuracy.
-- classifier_fd, classifier_kid, classifier_precision, classifier_recall: Fréchet distance, KID and
-  k-NN precision/recall (k = 3) in the 128-D features of two cross-fitted classifiers, each against
+- assigned_elsewhere/<class>: the share of a class's GAN-test images the classifier assigns to another class.
+- structure_diversity/<class>, structure_diversity_real/<class>, structure_diversity_ratio/<class>: the
+  within-class diversity of the GAN-test images and of the class's real train images in a space where a
+  global change of colour, brightness or contrast counts as nothing (cgan.metrics.structure), and
+  generated / real.
+- classifier_fd, classifier_kid, classifier_precision, classifier_recall, classifier_density,
+  classifier_coverage: Fréchet distance, KID, k-NN precision/recall (k = 3) and density/coverage
+  (k = 5, Naeem et al. 2020) in the 128-D features of two cross-fitted classifiers, each against
   the half of the real train split it never saw; each with `_floor`, the same metric between two
   disjoint real sets at the same sizes against the same reference, and classifier_fd_ratio =
   classifier_fd / classifier_fd_floor.
-- Per-class summaries (recall near 0 = every image of a class looks alike): classifier_recall_class_mean,
-  classifier_recall_floor_class_mean, classifier_recall_class_min, classifier_fd_ratio_class_max.
+- Per-class summaries (recall or coverage near 0 = every image of a class looks alike):
+  classifier_{recall,coverage}_class_mean, _floor_class_mean and _class_min,
+  classifier_fd_ratio_class_max, structure_diversity_ratio_class_mean and _class_min,
+  assigned_elsewhere_class_max.
 - fid, kid, inception_precision, inception_recall (each with `_floor`, and fid_ratio): the same on
   Inception-v3 pool features (cgan.metrics.inception), when its weights are available; otherwise absent,
   and the report says why. These use Keras' ImageNet weights and resize: compare them with this tool's
   reports only, never with published FIDs.
 FD values depend on the sample counts (biased up for small sets), hence the floors at equal counts.
-A metric needing more samples than a set has (precision/recall needs 4) is left out for that set.
-The report also names the worst class: the lowest classifier_recall and the highest classifier_fd_ratio
+A metric needing more samples than a set has (precision/recall needs 4, coverage 6) is left out for that set.
+The report also names the worst classes: the lowest classifier_recall, classifier_coverage and
+structure_diversity_ratio, the highest classifier_fd_ratio and assigned_elsewhere
 (cgan.evaluation_report reads reports: the worst class, the per-class summaries, the text).
 
 Costs: the real-trained classifier and the two half classifiers are trained once per dataset and
@@ -71,7 +80,7 @@ from cgan.evaluation_report import SPACE_NAMES, class_summaries, finite_or_none,
 from cgan.files import atomic_write_bytes, atomic_write_json
 from cgan.metrics import cas as cas_lib
 from cgan.metrics import classifier as classifier_lib
-from cgan.metrics import cross_fit, inception, kid, precision_recall
+from cgan.metrics import cross_fit, inception, kid, precision_recall, structure
 
 DEFAULT_NUM_PER_CLASS = 100
 SEED_STRIDE = 1_000_000   # seeds of class c start at seed + c * SEED_STRIDE: no class reuses another's
@@ -168,6 +177,10 @@ class Evaluator:
 
         # Real reference features per space and fold: the held-out half of each fold.
         self._reference = {"classifier": [fold.reference_features(train_images) for fold in self.folds]}
+        # Within-class diversity of the real images in the colour-blind structure space, per class.
+        self._real_structure_diversity = [
+            structure.diversity(structure.descriptors(train_images[self.train_labels == label]))
+            if count >= structure.MIN_SAMPLES else None for label, count in enumerate(self.train_counts)]
         self.inception, self.inception_skipped = inception.load(inception_weights)
         if self.inception is None and inception_weights not in ("", inception.NONE):
             logging.warning("Inception metrics (FID, KID) skipped: %s", self.inception_skipped)
@@ -296,6 +309,8 @@ class Evaluator:
                                               labels_of([n] * len(names)), names)
         values.update(_with_classes("gan_test", overall, per_class))
         values["gan_test_ratio"] = overall / test_accuracy if test_accuracy else math.nan
+        values.update({f"assigned_elsewhere/{name}": 1.0 - accuracy for name, accuracy in per_class.items()})
+        values.update(self._structure_figures(generated))
         seconds = {"gan_test": time.perf_counter() - start}
 
         if self.train_cas:
@@ -333,6 +348,20 @@ class Evaluator:
         values.update(class_summaries(values, names))
         seconds["distances"] = time.perf_counter() - start
         self.last_seconds = seconds
+        return values
+
+    def _structure_figures(self, generated):
+        """Per class: the generated images' (the GAN-test ones) and the real train images' diversity in
+        the colour-blind structure space (cgan.metrics.structure), and their ratio."""
+        values = {}
+        for label, name in enumerate(self.class_names):
+            real = self._real_structure_diversity[label]
+            if real is None:
+                continue
+            diversity = structure.diversity(structure.descriptors(generated[label][:self.num_per_class]))
+            values[f"structure_diversity/{name}"] = diversity
+            values[f"structure_diversity_real/{name}"] = real
+            values[f"structure_diversity_ratio/{name}"] = diversity / real if real > 0 else math.nan
         return values
 
     def evaluate(self, generator, latent_dim):

@@ -199,7 +199,9 @@ def _evaluate(run, step_number):
     values = run.evaluator.evaluate(run.train_step.sampling_generator, run.config.latent_dim)
     evaluate.write_scalars(run.writer, values, step_number)
     shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("gan_test", "classifier_fd", "classifier_fd_ratio",
-                                                        "classifier_recall_class_min", "fid") if k in values)
+                                                        "classifier_coverage_class_min",
+                                                        "structure_diversity_ratio_class_min",
+                                                        "assigned_elsewhere_class_max", "fid") if k in values)
     logging.info("eval at step %d: %s  (%.1f s)", step_number, shown, time.perf_counter() - started)
 
 

@@ -16,7 +16,7 @@ from conftest import LATENT_DIM, error_lines, make_run, read_scalars, run_python
 QUICK = classifier.ClassifierSettings(epochs=6, batch_size=8, flips="horizontal_and_vertical")
 FOLDER_CLASSES = ("amber", "cobalt", "moss")
 FOLDER_COLOURS = ((200, 120, 40), (40, 70, 200), (70, 160, 60))
-TRAIN_COUNTS = (16, 16, 24)   # halves 8/8/12, so H1 and H2 hold 4/4/6: enough for k-NN recall per class
+TRAIN_COUNTS = (24, 24, 28)   # halves 12/12/14, so H1 and H2 hold 6/6/7: enough for k-NN coverage (k = 5) per class
 TEST_PER_CLASS = 8
 
 
@@ -86,7 +86,7 @@ def test_generated_counts_cover_every_use(evaluator):
     expected = np.max([np.full(3, 4), evaluator.distance_counts, TRAIN_COUNTS], axis=0)
     np.testing.assert_array_equal(evaluator.generated_counts, expected)
     np.testing.assert_array_equal(evaluator.train_counts, TRAIN_COUNTS)
-    np.testing.assert_array_equal(evaluator.distance_counts, [4, 4, 6])  # ⌊half / 2⌋ per class
+    np.testing.assert_array_equal(evaluator.distance_counts, [6, 6, 7])  # ⌊half / 2⌋ per class
 
 
 def test_no_seed_serves_two_classes_and_every_image_is_the_one_sample_py_writes(evaluator, monkeypatch):
@@ -271,9 +271,23 @@ def test_per_class_figures_with_floors_for_every_class_and_the_worst_class_named
             assert np.isfinite(values[f"{name}/{class_name}"]), (name, class_name)
         assert values[f"classifier_fd_ratio/{class_name}"] == pytest.approx(
             values[f"classifier_fd/{class_name}"] / values[f"classifier_fd_floor/{class_name}"])
+        for name in ("classifier_coverage", "classifier_coverage_floor", "classifier_density", "structure_diversity",
+                     "structure_diversity_real", "structure_diversity_ratio", "assigned_elsewhere"):
+            assert np.isfinite(values[f"{name}/{class_name}"]), (name, class_name)
+        assert 0.0 <= values[f"classifier_coverage/{class_name}"] <= 1.0
+        assert values[f"assigned_elsewhere/{class_name}"] == pytest.approx(1.0 - values[f"gan_test/{class_name}"])
+        assert values[f"structure_diversity_ratio/{class_name}"] == pytest.approx(
+            values[f"structure_diversity/{class_name}"] / values[f"structure_diversity_real/{class_name}"])
     recalls = {c: values[f"classifier_recall/{c}"] for c in FOLDER_CLASSES}
     ratios = {c: values[f"classifier_fd_ratio/{c}"] for c in FOLDER_CLASSES}
+    coverages = {c: values[f"classifier_coverage/{c}"] for c in FOLDER_CLASSES}
+    structure_ratios = {c: values[f"structure_diversity_ratio/{c}"] for c in FOLDER_CLASSES}
     assert values["classifier_recall_class_min"] == min(recalls.values())
+    assert values["classifier_coverage_class_min"] == min(coverages.values())
+    assert values["classifier_coverage_class_mean"] == pytest.approx(np.mean(list(coverages.values())))
+    assert values["structure_diversity_ratio_class_min"] == min(structure_ratios.values())
+    assert values["assigned_elsewhere_class_max"] == pytest.approx(
+        max(1.0 - values[f"gan_test/{c}"] for c in FOLDER_CLASSES))
     assert not any(name.startswith(("fid", "kid", "classifier_kid_std")) for name in values)
     again = evaluator_without_cas.evaluate(tiny_generator(num_classes=3), LATENT_DIM)
     assert again == {k: v for k, v in values.items() if not k.startswith("cas")}  # same seeds, same numbers
@@ -286,6 +300,9 @@ def test_per_class_figures_with_floors_for_every_class_and_the_worst_class_named
     main_line = next(line for line in lines if line.startswith("classifier_test_accuracy"))
     assert f"lowest recall {worst['lowest_recall']['class']}" in main_line
     assert f"highest FD/floor {worst['highest_fd_ratio']['class']}" in main_line
+    assert worst["lowest_coverage"]["class"] == min(coverages, key=coverages.get)
+    assert f"lowest coverage {worst['lowest_coverage']['class']}" in main_line
+    assert any(line.startswith("structure diversity / real (colour-blind)") for line in lines)
     assert sum(line.startswith(FOLDER_CLASSES) for line in lines) == 3  # the per-class table
 
 
@@ -296,16 +313,18 @@ def test_worst_classes_pick_lowest_recall_and_highest_fd_ratio():
     worst = evaluation_report.worst_classes(values, ("a", "b", "c"))
     assert worst["lowest_recall"] == {"class": "b", "recall": 0.1, "recall_floor": 0.7}
     assert worst["highest_fd_ratio"] == {"class": "a", "fd_ratio": 5.0, "fd": 10.0, "fd_floor": 2.0}
-    assert evaluation_report.worst_classes({}, ("a",)) == {"lowest_recall": None, "highest_fd_ratio": None}
+    assert evaluation_report.worst_classes({}, ("a",)) == {
+        "lowest_recall": None, "lowest_coverage": None, "lowest_structure_diversity": None,
+        "highest_fd_ratio": None, "most_assigned_elsewhere": None}
 
 
 def test_description_records_seeds_and_reference_sizes(evaluator):
     described = evaluator.description()
     assert "+ c * 1000000 + i" in described["generated"]["seeds"]
     folds = described["real"]["reference"]["folds"]
-    assert [fold["reference_count"] for fold in folds] == [28, 28]
-    assert folds[0]["h1_counts"] == dict(zip(FOLDER_CLASSES, [4, 4, 6]))
-    assert all(fold["h1_count"] == 14 and fold["h2_count"] == 14 for fold in folds)
+    assert [fold["reference_count"] for fold in folds] == [38, 38]
+    assert folds[0]["h1_counts"] == dict(zip(FOLDER_CLASSES, [6, 6, 7]))
+    assert all(fold["h1_count"] == 19 and fold["h2_count"] == 19 for fold in folds)
     assert described["inception"]["note"] == evaluate.FID_NOTE and "published" in evaluate.FID_NOTE
 
 
@@ -416,11 +435,11 @@ def test_evaluate_explains_bad_input(tmp_path, builder, class_names):
 
 def test_seeds_beyond_the_sampler_range_are_a_user_error(builder, class_names, monkeypatch):
     monkeypatch.setattr(classifier, "train_classifier", None)  # refused before any classifier is trained
-    with pytest.raises(UserError, match=r"--seed=2147000000 is too large: .*use --seed ≤ 2145483624$"):
+    with pytest.raises(UserError, match=r"--seed=2147000000 is too large: .*use --seed ≤ 2145483620$"):
         evaluate.Evaluator(builder, class_names, 64, num_per_class=4, seed=2_147_000_000, inception_weights="none",
                            classifier_settings=QUICK, cache_dir="unused")
-    largest = 2145483624
-    last = largest + 2 * evaluate.SEED_STRIDE + 24 - 1   # class 2's last CAS image
+    largest = 2145483620
+    last = largest + 2 * evaluate.SEED_STRIDE + 28 - 1   # class 2's last CAS image
     assert last == evaluate.SEED_MAX
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cgan import metrics
-from cgan.metrics import cas, classifier, cross_fit, frechet, kid, precision_recall
+from cgan.metrics import cas, classifier, coverage, cross_fit, frechet, kid, precision_recall, structure
 
 
 def gaussian(rng, n, dim, shift=0.0, scale=1.0):
@@ -120,7 +120,9 @@ def test_precision_recall_subsamples_the_larger_set():
 def test_registry_computes_all_and_skips_metrics_needing_more_samples():
     rng = np.random.default_rng(9)
     values = metrics.compute(gaussian(rng, 50, 5), gaussian(rng, 60, 5), seed=0)
-    assert set(values) == {"fd", "kid", "kid_std", "precision", "recall"}
+    assert set(values) == {"fd", "kid", "kid_std", "precision", "recall", "density", "coverage"}
+    five = metrics.compute(gaussian(rng, 5, 5), gaussian(rng, 60, 5))   # 5 real rows: no k=5 neighbours
+    assert set(five) == {"fd", "kid", "kid_std", "precision", "recall"}
     small = metrics.compute(gaussian(rng, 3, 5), gaussian(rng, 60, 5))  # 3 real rows: no k=3 neighbours
     assert set(small) == {"fd", "kid", "kid_std"}
 
@@ -269,3 +271,65 @@ def test_validation_split_is_stratified_and_disjoint():
     fit, held_out = classifier.validation_split(labels)
     assert set(fit).isdisjoint(held_out) and len(fit) + len(held_out) == len(labels)
     assert [int(np.sum(labels[held_out] == c)) for c in range(3)] == [3, 2, 0]
+
+
+def test_coverage_and_density_on_known_point_sets():
+    real = np.arange(10, dtype=float)[:, None]                       # balls of radius 1 (k = 1)
+    assert coverage.density_coverage(real, real, k=1) == pytest.approx((2.8, 1.0))  # each point in 3 balls, the ends in 2
+    density, covered = coverage.density_coverage(real, np.zeros((1, 1)), k=1)   # one point at 0: balls of 0 and 1
+    assert (density, covered) == (pytest.approx(2.0), pytest.approx(0.2))
+    density, covered = coverage.density_coverage(real, np.full((5, 1), 100.0), k=1)
+    assert (density, covered) == (0.0, 0.0)
+
+
+def test_coverage_is_high_for_the_same_distribution_and_low_for_one_point_repeated():
+    rng = np.random.default_rng(0)
+    real, same = rng.normal(size=(200, 8)), rng.normal(size=(200, 8))
+    assert coverage.density_coverage(real, same)[1] > 0.9
+    assert coverage.density_coverage(real, np.repeat(same[:1], 200, axis=0))[1] < 0.05
+    with pytest.raises(ValueError, match="needs more than 5 real"):
+        coverage.density_coverage(real[:5], same)
+
+
+def _lesions(count, rng, side=64):
+    """Dark discs of random place and size on skin of random tone: [count, side, side, 3] uint8."""
+    yy, xx = np.mgrid[:side, :side]
+    pictures = np.empty((count, side, side, 3), np.uint8)
+    for i in range(count):
+        cx, cy, radius = rng.uniform(16, 48), rng.uniform(16, 48), rng.uniform(6, 16)
+        inside = ((xx - cx) ** 2 + (yy - cy) ** 2 < radius ** 2)[..., None]
+        colour = np.where(inside, rng.uniform(30, 120, 3), rng.uniform(150, 230, 3))
+        pictures[i] = np.clip(colour + rng.normal(0, 6, (side, side, 3)), 0, 255)
+    return pictures
+
+
+def test_structure_diversity_is_zero_for_a_repeat_and_for_one_image_in_many_colours():
+    rng = np.random.default_rng(0)
+    real, other_real = _lesions(60, rng), _lesions(60, rng)
+    real_diversity = structure.diversity(structure.descriptors(real))
+    assert structure.diversity(structure.descriptors(other_real)) / real_diversity == pytest.approx(1.0, abs=0.15)
+    assert structure.diversity(structure.descriptors(np.repeat(real[:1], 8, axis=0))) < 1e-6
+    recoloured = []
+    for _ in range(8):   # brightness, contrast, tint and channel mixing: a global affine colour map
+        mix = np.diag(rng.uniform(0.5, 1.2, 3)) + rng.uniform(-0.15, 0.15, (3, 3))
+        recoloured.append(np.clip(real[0].astype(float) @ mix.T + rng.uniform(-20, 40, 3), 0, 255).astype(np.uint8))
+    recoloured = np.stack(recoloured)
+    pixel_spread = np.sqrt(np.mean((recoloured[:, None].astype(float) - recoloured[None]) ** 2))
+    real_pixel_spread = np.sqrt(np.mean((real[:8, None].astype(float) - real[None, :8]) ** 2))
+    assert pixel_spread > real_pixel_spread            # pixel distances call the colours more varied
+    assert structure.diversity(structure.descriptors(recoloured)) < 0.2 * real_diversity
+
+
+def test_structure_descriptors_ignore_an_affine_recolouring_and_see_a_moved_lesion():
+    rng = np.random.default_rng(1)
+    picture = _lesions(1, rng)[0].astype(float)
+    mix = np.array([[0.8, 0.1, 0.0], [0.05, 0.7, 0.1], [0.0, 0.2, 0.6]])
+    recoloured = np.round(picture @ mix.T + [20, 10, 30]).astype(np.uint8)       # stays within 0 … 255
+    maps = structure.descriptors(np.stack([picture.astype(np.uint8), recoloured, np.roll(picture, 12, axis=1)
+                                           .astype(np.uint8)]))                   # [3, 256]
+    assert maps.shape == (3, structure.SIZE ** 2)
+    assert np.sqrt(np.mean((maps[0] - maps[1]) ** 2)) < 0.05 * np.sqrt(np.mean((maps[0] - maps[2]) ** 2))
+    with pytest.raises(ValueError, match="cannot be pooled"):
+        structure.descriptors(np.zeros((2, 20, 20, 3), np.uint8))
+    with pytest.raises(ValueError, match="2 or more"):
+        structure.diversity(maps[:1])

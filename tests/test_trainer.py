@@ -155,6 +155,9 @@ def test_eval_every_logs_quality_metrics(tmp_path, isic_folders):
     gan_test = float(tf.make_ndarray(values["eval/gan_test"][0][1].tensor))
     assert 0.0 <= gan_test <= 1.0 and "eval/gan_test/melanoma" in values and "eval/classifier_fd" in values
     assert "eval/classifier_recall_floor" in values and "eval/cas" not in values  # CAS: the report's
+    assert {"eval/structure_diversity_ratio/melanoma", "eval/assigned_elsewhere/melanoma",
+            "eval/structure_diversity_ratio_class_min", "eval/assigned_elsewhere_class_max"} <= set(values)
+    assert "assigned_elsewhere_class_max" in result.stderr
     # 2 training images per class leave 1 held-out image per class: no per-class distances.
     assert "eval/classifier_recall/melanoma" not in values
 

@@ -2,28 +2,31 @@
 
     from cgan import metrics
     values = metrics.compute(real_features, generated_features, seed=0)     # [N1, D], [N2, D]
-    # {"fd": 3.1, "kid": 0.0021, "kid_std": 0.0004, "precision": 0.74, "recall": 0.61}
+    # {"fd": 3.1, "kid": 0.0021, "kid_std": 0.0004, "precision": 0.74, "recall": 0.61, "density": ..., "coverage": ...}
 
 Metrics (each `metric(real, generated, seed) -> dict[str, float]`):
 - `frechet`: Fréchet distance of fitted Gaussians (FID on Inception features).
 - `kid`: unbiased MMD² with the cubic polynomial kernel, mean and std over subsets (KID).
 - `precision_recall`: k-NN manifold precision and recall, k = 3.
+- `coverage`: density and coverage, k-NN balls around the real points only, k = 5.
 
 Beside them: the feature extractors `inception` (Inception-v3 2048-D pool features at 299×299) and
 `classifier` (a small CNN trained on real images and cached next to the dataset); `cross_fit` (the
 distances against real images the feature classifier never saw, each with its real-vs-real floor);
-`cas` (GAN-test and the Classification Accuracy Score). `cgan.evaluate` combines them with a generator.
+`cas` (GAN-test and the Classification Accuracy Score); `structure` (a colour-blind image space and the
+within-class diversity in it). `cgan.evaluate` combines them with a generator.
 """
 
 import contextlib
 
-from cgan.metrics import frechet, kid, precision_recall
+from cgan.metrics import coverage, frechet, kid, precision_recall
 
 # name -> (function, fewest samples per set it needs).
 REGISTRY = {
     "fd": (frechet.metric, frechet.MIN_SAMPLES),
     "kid": (kid.metric, kid.MIN_SAMPLES),
     "precision_recall": (precision_recall.metric, precision_recall.MIN_SAMPLES),
+    "density_coverage": (coverage.metric, coverage.MIN_SAMPLES),
 }
 
 
@@ -37,7 +40,8 @@ def compute(real, generated, seed=0, names=None):
         names: registry names to run; None runs all.
 
     Returns:
-        dict of metric values, e.g. {"fd": ..., "kid": ..., "kid_std": ..., "precision": ..., "recall": ...};
+        dict of metric values, e.g. {"fd": ..., "kid": ..., "kid_std": ..., "precision": ..., "recall": ...,
+        "density": ..., "coverage": ...};
         a metric whose minimum sample count is not met is absent.
     """
     values = {}

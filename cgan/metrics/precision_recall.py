@@ -15,20 +15,20 @@ from cgan.metrics import linalg
 
 K = 3
 MIN_SAMPLES = K + 1  # k neighbours besides the point itself
-_ROWS_PER_BLOCK = 1024  # bounds the [block, N] distance matrices in memory
+ROWS_PER_BLOCK = 1024  # bounds the [block, N] distance matrices in memory
 
 
-def _squared_distances(x, y):
+def squared_distances(x, y):
     """[N, D], [M, D] -> [N, M] squared Euclidean distances, float64, ≥ 0."""
     squared = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * linalg.matmul(x, y, transpose_b=True)
     return np.maximum(squared, 0.0)
 
 
-def _radii(points, k):
+def knn_radii(points, k):
     """Squared distance from each of [N, D] points to its k-th nearest other point: [N]."""
     radii = np.empty(len(points))
-    for start in range(0, len(points), _ROWS_PER_BLOCK):
-        block = _squared_distances(points[start:start + _ROWS_PER_BLOCK], points)
+    for start in range(0, len(points), ROWS_PER_BLOCK):
+        block = squared_distances(points[start:start + ROWS_PER_BLOCK], points)
         block[np.arange(len(block)), np.arange(start, start + len(block))] = np.inf  # not its own neighbour
         radii[start:start + len(block)] = np.partition(block, k - 1, axis=1)[:, k - 1]
     return radii
@@ -37,8 +37,8 @@ def _radii(points, k):
 def _coverage(manifold, radii, queries):
     """Share of [M, D] queries within radius of some point of the [N, D] manifold."""
     inside = 0
-    for start in range(0, len(queries), _ROWS_PER_BLOCK):
-        block = _squared_distances(queries[start:start + _ROWS_PER_BLOCK], manifold)   # [b, N]
+    for start in range(0, len(queries), ROWS_PER_BLOCK):
+        block = squared_distances(queries[start:start + ROWS_PER_BLOCK], manifold)   # [b, N]
         inside += int((block <= radii[None, :]).any(axis=1).sum())
     return inside / len(queries)
 
@@ -65,8 +65,8 @@ def precision_recall(real, generated, k=K, seed=0):
         real = real[np.sort(rng.choice(len(real), size, replace=False))]
     if len(generated) > size:
         generated = generated[np.sort(rng.choice(len(generated), size, replace=False))]
-    precision = _coverage(real, _radii(real, k), generated)
-    recall = _coverage(generated, _radii(generated, k), real)
+    precision = _coverage(real, knn_radii(real, k), generated)
+    recall = _coverage(generated, knn_radii(generated, k), real)
     return precision, recall
 
 
