@@ -77,7 +77,8 @@ class TrainerLoop:
         self.trainer = make_trainer(train_config, precision.resolve(train_config.precision), data.class_names,
                                     data.resolution)
         self.iterator = iter(input_pipeline.train_dataset(data.images, data.labels, train_config.batch_size,
-                                                          train_config.seed, balanced=train_config.balanced))
+                                                          train_config.seed, balanced=train_config.balanced,
+                                                          mirror=train_config.mirror))
 
     def _run(self, num_steps):
         # Calls of steps_per_call steps, as the training loop makes between summaries; run_steps

@@ -33,6 +33,7 @@ DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
 AUGMENTATIONS = ("color", "translation", "cutout")                    # cgan.augment
 STRATEGIES = ("mirrored", "multi_worker")                             # cgan.distribute
 INPUT_MODES = ("auto", "memory", "stream")                             # cgan.input_pipeline
+MIRRORS = ("none", "flip", "flip_rot90")                              # cgan.input_pipeline
 JIT_COMPILES = ("auto", "true", "false")                              # cgan.distribute
 DATASET_BUILDER = "isic_skin_cancer"                                  # data/isic_skin_cancer
 DATASET_SOURCES = ("real", "synthetic", "folders")
@@ -100,6 +101,10 @@ class TrainConfig:
     ema_start: int = option(0, "Steps during which the EMA only copies G.", lower=0)
     balanced: bool = option(False, "Draw every class equally often (rare classes repeat more); default: the "
                             "data's proportions.")
+    mirror: str = option("none", "Symmetries of the real images, for data with no up or left (dermoscopy, "
+                         "micrographs): each real image of a batch is shown flipped left-right and/or up-down "
+                         "(flip), or in any of the 8 flips and 90° rotations of the square (flip_rot90), "
+                         "chosen at random; G learns the symmetric set.", choices=MIRRORS)
     lecam: float = option(0.0, "Weight of the LeCam regulariser on D (Tseng et al., 2021), which keeps D's outputs "
                           "near moving averages of its outputs on the other kind of image; 0 = off.", lower=0.0,
                           adds_state=True)

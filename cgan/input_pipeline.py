@@ -4,7 +4,7 @@
     train = input_pipeline.open_split(builder, "train", mode="auto", memory_budget_mib=2048)
     train.mode, train.num_examples, train.resolution               # "memory" or "stream", N, R
     dataset = train.dataset(global_batch_size=16, seed=0, start_step=0,
-                            balanced=False)                         # True: every class equally often
+                            balanced=False, mirror="none")          # every class equally often; symmetries
     for images, labels in dataset: ...                               # [16, R, R, 3] float32 in [-1, 1], [16] int32
 
     # The in-memory input on its own:
@@ -36,6 +36,12 @@ is seen once per pass over that class (sampling without replacement within a pas
 draws): a rare class repeats its examples more often, never some of them more than others. The
 streaming source needs every example's label for this: one pass over the split's records at start.
 
+Symmetries (`mirror`, as StyleGAN2-ADA's --mirror, for images with no up or left): each real image is
+shown as one of the square's symmetries, drawn uniformly for its position in the stream: 4 (identity,
+left-right and up-down flips, both) with "flip", all 8 (those, transposed: the 90° rotations too)
+with "flip_rot90". The draws of a global batch are a stateless uniform of (seed, its first position),
+so they too are a pure function of (seed, position) and resume exactly.
+
 Multi-worker: every worker builds the same global batches and keeps its own slice of each, so the
 data a step sees does not depend on how many workers share it; a streaming worker reads only its slice.
 """
@@ -45,10 +51,12 @@ import tensorflow as tf
 from absl import logging
 
 from cgan import input_stream
-from cgan.config import INPUT_MODES
+from cgan.config import INPUT_MODES, MIRRORS
 from cgan.errors import UserError
 
 _INDEX_SHUFFLE_ROUNDS = 4
+_MIRROR_SALT = 0x6d6972726f72  # the symmetry draws' stream, apart from the shuffles' (seed, epoch, ...) ones
+_SYMMETRIES = {"none": 1, "flip": 4, "flip_rot90": 8}  # symmetries of the square drawn from, per MIRRORS value
 _MIB = 1 << 20
 
 
@@ -143,8 +151,37 @@ def balanced_indices(positions, labels, seed):
     return tf.gather(members, tf.gather(offsets, classes_drawn) + within)
 
 
+def apply_symmetries(images, choices):
+    """Symmetry `choices[i]` of the square applied to image i.
+
+    Args:
+        images: [B, R, R, C] square images.
+        choices: [B] int32 in [0, 8): bit 0 flips left-right, bit 1 up-down, bit 2 transposes (after the
+            flips), so 0 … 3 are the flips and 4 … 7 the rotations by 90° and 270° and the two diagonal
+            reflections.
+
+    Returns:
+        [B, R, R, C], the same dtype.
+    """
+    def where(bit, transformed, original):
+        chosen = tf.bitwise.bitwise_and(tf.bitwise.right_shift(choices, bit), 1) > 0    # [B]
+        return tf.where(chosen[:, None, None, None], transformed, original)
+    images = where(0, tf.reverse(images, [2]), images)
+    images = where(1, tf.reverse(images, [1]), images)
+    return where(2, tf.transpose(images, [0, 2, 1, 3]), images)
+
+
+def symmetry_choices(first_position, global_batch_size, seed, mirror):
+    """[GB] int32: the symmetry of each image of the global batch starting at `first_position` (see the
+    module docstring); all 0 for mirror="none"."""
+    if mirror not in MIRRORS:
+        raise ValueError(f"mirror {mirror!r} is not one of {MIRRORS}")
+    stream_seed = tf.stack([tf.constant(seed + _MIRROR_SALT, tf.int64), tf.cast(first_position, tf.int64)])
+    return tf.random.stateless_uniform([global_batch_size], stream_seed, maxval=_SYMMETRIES[mirror], dtype=tf.int32)
+
+
 def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
-                  balanced=False):
+                  balanced=False, mirror="none"):
     """The infinite, reshuffled, batched and normalised training stream of a split held in memory.
 
     Args:
@@ -157,6 +194,7 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
         worker_index: which slice of each global batch this worker keeps.
         balanced: draw every class equally often (see the module docstring) instead of every example
             once per epoch.
+        mirror: one of MIRRORS, the symmetries each image may be shown in (see the module docstring).
 
     Returns:
         tf.data.Dataset of (images [GB / num_workers, R, R, 3] float32 in [-1, 1],
@@ -173,10 +211,11 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
         return tf.gather(images, indices), tf.gather(labels, indices)
 
     return indexed_dataset(gather, num_examples, global_batch_size, seed, start_step, num_workers, worker_index,
-                           balanced_labels=label_values if balanced else None)
+                           balanced_labels=label_values if balanced else None, mirror=mirror)
 
 
-def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False):
+def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False,
+                   mirror="none"):
     """The training stream of `train_dataset`, read batch by batch from disk instead of from memory.
 
     Args:
@@ -187,17 +226,17 @@ def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1,
         the `train_dataset` of the same split, bitwise.
     """
     return indexed_dataset(reader.fetch, reader.num_examples, global_batch_size, seed, start_step, num_workers,
-                           worker_index, balanced_labels=reader.labels() if balanced else None)
+                           worker_index, balanced_labels=reader.labels() if balanced else None, mirror=mirror)
 
 
 def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
-                    balanced_labels=None):
+                    balanced_labels=None, mirror="none"):
     """The stream over examples 0 .. N - 1 of a split, whatever holds them.
 
     Args:
         fetch: TensorFlow function of [B] int64 example indices -> (images [B, R, R, 3] uint8, labels [B] int32).
         num_examples: N.
-        global_batch_size, seed, start_step, num_workers, worker_index: as `train_dataset`.
+        global_batch_size, seed, start_step, num_workers, worker_index, mirror: as `train_dataset`.
         balanced_labels: None for every example once per epoch; the [N] labels for the class-balanced stream.
 
     Returns:
@@ -212,9 +251,12 @@ def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, 
     else:
         to_indices = lambda positions: shuffled_indices(positions, num_examples, seed)
 
+    rows = slice(worker_index * per_worker, (worker_index + 1) * per_worker)
+
     def batch(positions):                                                # [GB] int64
-        positions = positions[worker_index * per_worker:(worker_index + 1) * per_worker]
-        images, labels = fetch(to_indices(positions))                    # [GB / W, R, R, 3], [GB / W]
+        images, labels = fetch(to_indices(positions[rows]))              # [GB / W, R, R, 3], [GB / W]
+        if mirror != "none":
+            images = apply_symmetries(images, symmetry_choices(positions[0], global_batch_size, seed, mirror)[rows])
         return normalise(images), labels
 
     start = int(start_step) * global_batch_size
@@ -254,13 +296,15 @@ class TrainingSplit:
         self.mode, self.num_examples, self.resolution = mode, num_examples, resolution
         self._arrays, self._reader = arrays, reader
 
-    def dataset(self, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False):
+    def dataset(self, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False,
+                mirror="none"):
         """The training stream (see `train_dataset` for the arguments and what it yields)."""
         if self._reader is not None:
             return stream_dataset(self._reader, global_batch_size, seed, start_step, num_workers, worker_index,
-                                  balanced)
+                                  balanced, mirror)
         images, labels = self._arrays
-        return train_dataset(images, labels, global_batch_size, seed, start_step, num_workers, worker_index, balanced)
+        return train_dataset(images, labels, global_batch_size, seed, start_step, num_workers, worker_index, balanced,
+                             mirror)
 
 
 def open_split(builder, split, mode, memory_budget_mib):

@@ -92,7 +92,8 @@ def _train(config, strategy, worker):
                                            train_cas=False)
 
     dataset = train_split.dataset(config.batch_size, config.seed, start_step=restored_step,
-                                  num_workers=worker.num_workers, worker_index=worker.index, balanced=config.balanced)
+                                  num_workers=worker.num_workers, worker_index=worker.index, balanced=config.balanced,
+                                  mirror=config.mirror)
     with signals.StopRequest() as stop:
         last_step, metrics, stopped = _loop(run, iter(dataset), restored_step, stop)
     run.writer.flush()

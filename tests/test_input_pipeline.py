@@ -161,3 +161,62 @@ def test_choose_input_at_the_memory_budget():
     assert input_pipeline.choose_input("stream", *three_mib, memory_budget_mib=1 << 30) == "stream"
     with pytest.raises(ValueError, match="'disk'"):
         input_pipeline.choose_input("disk", *three_mib, memory_budget_mib=3)
+
+
+def _square_symmetries(image):
+    """The 8 symmetries of a square image [R, R, C], as numpy computes them."""
+    rotations = [np.rot90(image, k) for k in range(4)]
+    return rotations + [np.fliplr(r) for r in rotations]
+
+
+def test_the_eight_choices_are_the_eight_symmetries_of_the_square():
+    image = np.arange(5 * 5 * 2, dtype=np.int32).reshape(5, 5, 2)         # no symmetry of its own
+    shown = input_pipeline.apply_symmetries(tf.constant(np.repeat(image[None], 8, axis=0)),
+                                            tf.range(8, dtype=tf.int32)).numpy()
+    expected = _square_symmetries(image)
+    assert len({s.tobytes() for s in shown}) == 8
+    assert {s.tobytes() for s in shown} == {e.tobytes() for e in expected}
+    np.testing.assert_array_equal(shown[0], image)
+    np.testing.assert_array_equal(shown[1], image[:, ::-1])                # bit 0: left-right
+    np.testing.assert_array_equal(shown[2], image[::-1])                   # bit 1: up-down
+
+
+def test_flip_draws_only_flips_and_flip_rot90_draws_all_eight_uniformly():
+    flips = input_pipeline.symmetry_choices(0, 4000, 0, "flip").numpy()
+    everything = input_pipeline.symmetry_choices(0, 4000, 0, "flip_rot90").numpy()
+    assert set(flips) == {0, 1, 2, 3} and set(everything) == set(range(8))
+    assert np.bincount(everything, minlength=8).min() > 400                # about 500 each
+    assert not input_pipeline.symmetry_choices(0, 50, 0, "none").numpy().any()
+    assert not np.array_equal(everything[:50], input_pipeline.symmetry_choices(50, 50, 0, "flip_rot90").numpy())
+    with pytest.raises(ValueError, match="mirror"):
+        input_pipeline.symmetry_choices(0, 4, 0, "rotate")
+
+
+def _asymmetric_data(n=6):
+    """n 4×4 images whose pixel values say which image and which pixel they are: no two views alike."""
+    images = (np.arange(n)[:, None, None, None] * 16 + np.arange(16).reshape(1, 4, 4, 1)) * np.ones((1, 1, 1, 3))
+    return images.astype(np.uint8), np.arange(n, dtype=np.int32) % 3
+
+
+@pytest.mark.parametrize("mirror", ["flip", "flip_rot90"])
+def test_mirrored_batches_show_the_same_images_in_symmetries_and_resume_and_split_exactly(mirror):
+    images, labels = _asymmetric_data()
+    plain = _take(input_pipeline.train_dataset(images, labels, 4, seed=0), 6)
+    mirrored = _take(input_pipeline.train_dataset(images, labels, 4, seed=0, mirror=mirror), 6)
+    allowed = 4 if mirror == "flip" else 8
+    moved = 0
+    for (a, la), (b, lb) in zip(plain, mirrored):
+        np.testing.assert_array_equal(la, lb)                              # same order, same labels
+        for x, y in zip(a, b):
+            views = [v.tobytes() for v in _square_symmetries(x)]
+            assert y.tobytes() in views
+            assert views.index(y.tobytes()) in ((0, 2, 4, 6) if allowed == 4 else range(8))  # flips: rot 0/180 ± lr
+            moved += y.tobytes() != x.tobytes()
+    assert moved > 12                                                      # most of the 24 images are moved
+    resumed = _take(input_pipeline.train_dataset(images, labels, 4, seed=0, start_step=3, mirror=mirror), 3)
+    for (a, _), (b, _) in zip(mirrored[3:], resumed):
+        np.testing.assert_array_equal(a, b)
+    parts = [_take(input_pipeline.train_dataset(images, labels, 4, seed=0, num_workers=2, worker_index=w,
+                                                mirror=mirror), 6) for w in range(2)]
+    for step in range(6):
+        np.testing.assert_array_equal(np.concatenate([parts[0][step][0], parts[1][step][0]]), mirrored[step][0])

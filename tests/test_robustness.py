@@ -187,7 +187,7 @@ _SMALL_DATA_OPTIONS = dict(arch="resnet", g_channels=8, d_channels=8, d_conditio
                            g_learning_rate=1e-4, d_learning_rate=4e-4)
 
 
-@pytest.mark.parametrize("replicas,options", [(1, {}), (2, dict(augment="color,translation,cutout")),
+@pytest.mark.parametrize("replicas,options", [(1, {}), (2, dict(augment="color,translation,cutout", mirror="flip_rot90")),
                                               (2, dict(augment="color,translation,cutout", **_ALL_OPTIONS)),
                                               (2, dict(augment="color,translation,cutout", **_SMALL_DATA_OPTIONS))],
                          ids=["baseline", "augment", "all-options", "small-data-options"])
