@@ -164,6 +164,8 @@ def _open_writer(config, worker, resolved, step_number):
     if not worker.is_chief:
         return tf.summary.create_noop_writer()
     config_text = workdir.write_config(config, resolved)
+    if step_number == 0:
+        workdir.write_hparams(config, resolved)
     writer = tf.summary.create_file_writer(f"{config.workdir}/{workdir.SUMMARY_DIR}")
     with writer.as_default(step=step_number):
         tf.summary.text("config", f"```\n{config_text}```")

@@ -4,12 +4,14 @@
     workdir.check_resumable(config)                  # UserError when the stored run built another model
     with workdir.hold(config.workdir, worker):      # the lock; then removes what killed runs half-wrote
         workdir.write_config(config, resolved)       # config.json
+        workdir.write_hparams(config, resolved)      # events.* in the workdir: the run's row of HParams
         workdir.write_grid(config.workdir, step, grid)
         workdir.export_models(config.workdir, train_step)   # generator.keras, generator.json, discriminator.keras
 
 What one run writes into its workdir:
     config.json                 the resolved configuration (precision, replicas, resolution, classes)
     checkpoints/ckpt-N.*        G, D, both optimizers, the step, the noise generator (cgan.step)
+    events.*                    TensorBoard HParams: the options, written when the run starts (write_hparams)
     train/events.*              TensorBoard: losses, D's outputs, steps/s, grids, the config
     samples/step_NNNNNN.png     the fixed-noise grid, one row per class
     generator.keras, generator.json, discriminator.keras   the latest export (cgan.export)
@@ -29,6 +31,29 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "train"
 SAMPLES_DIR = "samples"
+
+
+# Options that say where things are, not how the run trains: left out of the HParams table.
+_NOT_HPARAMS = ("workdir", "data_dir", "manual_dir")
+
+
+def write_hparams(config, resolved):
+    """Writes the run's options as a TensorBoard HParams session into the workdir itself.
+
+    The workdir, not train/, holds it, so that the HParams dashboard's row of the run (`tensorboard
+    --logdir` over several workdirs) takes its metrics from both train/ (losses, the in-training
+    evaluation) and eval/ (cgan.evaluate's reports): a screen of several runs reads as one table.
+    Written when the run starts, not when it resumes, so a workdir holds one session.
+
+    Args:
+        config: the TrainConfig.
+        resolved: what the trainer resolved (resolved_precision, num_replicas, ...), as in config.json.
+    """
+    from tensorboard.plugins.hparams import api as hparams_api
+    values = {k: v for k, v in {**config.to_dict(), **resolved}.items()
+              if k not in _NOT_HPARAMS and isinstance(v, (bool, int, float, str))}
+    with tf.summary.create_file_writer(config.workdir).as_default():
+        hparams_api.hparams(values, trial_id=os.path.basename(os.path.normpath(config.workdir)))
 
 
 def check_writable(workdir):

@@ -26,12 +26,40 @@ def test_a_few_steps_write_everything_and_resume_where_they_stopped(tmp_path, is
     assert info["step"] == 4 and generator.output_shape == (None, 64, 64, 3)
     assert not os.path.exists(os.path.join(workdir, ".lock")) or not open(os.path.join(workdir, ".lock")).read()
 
+    assert _hparams_sessions(workdir) == [{**{k: v for k, v in config.to_dict().items()
+                                              if k not in ("workdir", "data_dir", "manual_dir")},
+                                           "resolved_precision": "float32", "num_replicas": 1, "num_workers": 1,
+                                           "resolution": 64, "num_train_images": 18, "resolved_input": "memory",
+                                           "resolved_jit_compile": False}]
+
     keras.backend.clear_session()
     second = train.train_and_evaluate(TrainConfig(**{**config.to_dict(), "train_steps": 6}))
     assert (second.step, second.restored_step) == (6, 4)
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-6")
     third = train.train_and_evaluate(TrainConfig(**{**config.to_dict(), "train_steps": 6}))
     assert (third.step, third.restored_step, third.metrics) == (6, 6, {})
+    assert len(_hparams_sessions(workdir)) == 1                  # a resume writes no second session
+
+
+def _hparams_sessions(workdir):
+    """The HParams sessions (hparams as a dict) in the event files of the workdir itself."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    sessions = []
+    for name in sorted(n for n in os.listdir(workdir) if n.startswith("events.out")):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(workdir, name)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    if data.HasField("session_start_info"):
+                        hparams = data.session_start_info.hparams
+                        sessions.append({k: _hparam_value(v) for k, v in hparams.items()})
+    return sessions
+
+
+def _hparam_value(value):
+    kind = value.WhichOneof("kind")
+    number = getattr(value, kind)
+    return int(number) if kind == "number_value" and float(number).is_integer() else number
 
 
 def test_next_boundary_is_the_nearest_write_or_the_end():
