@@ -310,8 +310,10 @@ class Evaluator:
         values.update(_with_classes("gan_test", overall, per_class))
         values["gan_test_ratio"] = overall / test_accuracy if test_accuracy else math.nan
         values.update({f"assigned_elsewhere/{name}": 1.0 - accuracy for name, accuracy in per_class.items()})
-        values.update(self._structure_figures(generated))
         seconds = {"gan_test": time.perf_counter() - start}
+        start = time.perf_counter()
+        values.update(self._structure_figures(generated))
+        seconds["structure"] = time.perf_counter() - start
 
         if self.train_cas:
             start = time.perf_counter()
