@@ -15,8 +15,8 @@ import os
 
 from absl import app, flags
 
-from cgan import cli
-from cgan.errors import UserError
+from cgan.core import cli
+from cgan.core.errors import UserError
 
 flags.DEFINE_string("label", None, "Class to generate: an index (3) or a name (melanoma). Required unless --serve.")
 flags.DEFINE_string("workdir", "runs/demo", "Run directory holding generator.keras (ignored with --model).")
@@ -80,7 +80,7 @@ def _check_mode():
 
 
 def _export(model_path):
-    from cgan import dataset_export
+    from cgan.share import dataset_export
     settings = dataset_export.ExportSettings(
         per_class=FLAGS.per_class, top_up_to=FLAGS.top_up_to, seed=FLAGS.seed if FLAGS["seed"].present else None,
         truncation=FLAGS.truncation, add=FLAGS.export_add, real_test=FLAGS.export_real_test)
@@ -93,13 +93,14 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
     try:
         _check_mode()
-        from cgan import export, sampling  # imports TensorFlow; after flag checks so errors come fast
+        from cgan.model import sampling  # imports TensorFlow; after flag checks so errors come fast
+        from cgan.model import model_files as export
         model_path = FLAGS.model or os.path.join(FLAGS.workdir, export.GENERATOR_FILE)
         if FLAGS.export_dir is not None:
             _export(model_path)
             return
         if FLAGS.serve:
-            from cgan import serve
+            from cgan.share import serve
             serve.serve(model_path, FLAGS.host, FLAGS.port)
             return
         truncation = sampling.check_truncation(FLAGS.truncation)

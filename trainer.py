@@ -5,15 +5,15 @@
     python trainer.py --flagfile=p100.flags --train_steps=200000          # later flags win
 
 Rerunning the same command resumes from the workdir's last checkpoint. The flags are generated from
-cgan.config.TrainConfig; all logic is in cgan/.
+cgan.core.config.TrainConfig; all logic is in cgan/.
 """
 
 import sys
 
 from absl import app, flags, logging
 
-from cgan import cli, config as config_lib
-from cgan.errors import UserError
+from cgan.core import cli, config as config_lib
+from cgan.core.errors import UserError
 
 config_lib.define_flags(flags.FLAGS, module_name=sys.argv[0])
 

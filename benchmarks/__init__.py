@@ -11,14 +11,14 @@
     print(report.format_report(results))
 
 What one run measures, in one process, at the dataset's resolution (64×64 by default):
-    trainer          the trainer's step on the tf.data stream of cgan.input_pipeline over the prepared
+    trainer          the trainer's step on the tf.data stream of cgan.inputs.input_pipeline over the prepared
                      --dataset: the code path of trainer.py, for every precision the device supports
                      (and which one --precision=auto picks).
     baseline         the original notebook's way (benchmarks.baseline: keras.Model.fit with a custom
                      train_step, float32, images as a numpy array), same networks.
     torch_reference  the same model and step in PyTorch, trained by the usual eager loop, float32
                      (benchmarks.torch_reference; skipped, with one line, where torch is not installed).
-    input_pipeline   cgan.input_pipeline.train_dataset drained inside a tf.function, with no model.
+    input_pipeline   cgan.inputs.input_pipeline.train_dataset drained inside a tf.function, with no model.
     matmul_peak      a chain of n×n tf.matmul in float32 and bfloat16: what this machine can reach.
     flops            FLOPs of one training step, counted from the layer shapes, and MFU = achieved
                      FLOP/s ÷ matmul peak, against both peaks.

@@ -2,14 +2,14 @@
 beside the trainer.
 
     from benchmarks import baseline
-    from cgan import networks
+    from cgan.model import networks
     gan = baseline.BaselineGAN(networks.build_generator(64, 100, 9),
                                networks.build_discriminator(64, 9), latent_dim=100)
     gan.compile()                                       # Adam 2e-4, beta_1 0.5 for each network
     images = baseline.normalise(uint8_images)           # [N, 64, 64, 3] float32 numpy in [-1, 1]
     gan.fit(images, labels, batch_size=16, epochs=10)   # labels [N] int32 numpy
 
-What is the same as the trainer: the networks (cgan.networks, float32), the composition of a step
+What is the same as the trainer: the networks (cgan.model.networks, float32), the composition of a step
 (one discriminator update on a real and a generated batch, then one generator update, fakes
 conditioned on the real batch's labels) and the loss (binary cross-entropy from logits).
 

@@ -21,7 +21,7 @@ def _main(argv):
     from absl import app, flags
 
     from benchmarks import presets, report, run
-    from cgan.errors import UserError
+    from cgan.core.errors import UserError
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
 

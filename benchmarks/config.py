@@ -15,9 +15,9 @@ validator. Tuple fields become comma-separated list flags, bool fields `--name` 
 import dataclasses
 import typing
 
-from cgan.config import TrainConfig
-from cgan.precision import PRECISIONS
-from cgan.errors import UserError
+from cgan.core.config import TrainConfig
+from cgan.training.precision import PRECISIONS
+from cgan.core.errors import UserError
 
 
 def _option(default, help, lower=None, choices=None, nonempty=False):

@@ -71,7 +71,7 @@ def train_step_flops(generator, discriminator):
     of D's label-plane Dense in the G step, is under 0.1 % of the total.
 
     Args:
-        generator, discriminator: the functional keras.Models of cgan.networks.
+        generator, discriminator: the functional keras.Models of cgan.model.networks.
 
     Returns:
         dict of FLOPs per example: generator_forward, discriminator_forward, d_step, g_step, step

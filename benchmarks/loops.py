@@ -5,10 +5,10 @@
     loop.warm_up()                                  # tracing, XLA compilation and first allocations, untimed
     steps, wall, cpu = loop.measure()               # config.steps steps
 
-    TrainerLoop    the trainer's step on cgan.input_pipeline's stream: what trainer.py runs.
+    TrainerLoop    the trainer's step on cgan.inputs.input_pipeline's stream: what trainer.py runs.
     BaselineLoop   benchmarks.baseline.BaselineGAN trained with `fit` on numpy images, over whole
                    epochs; its clock starts after the first batch of each fit call.
-    PipelineLoop   cgan.input_pipeline.train_dataset drained inside a tf.function, with no model.
+    PipelineLoop   cgan.inputs.input_pipeline.train_dataset drained inside a tf.function, with no model.
     MatmulLoop     a chain of n×n tf.matmul in one dtype: the FLOP/s this machine can reach.
 (benchmarks.torch_reference.TorchLoop, the eager PyTorch reference, has the same interface.)
 """
@@ -18,15 +18,18 @@ import tensorflow as tf
 
 from benchmarks import baseline
 from benchmarks.machine import clock
-from cgan import distribute, input_pipeline, networks, precision, seeding, step
-from cgan.config import TrainConfig
+from cgan.core import seeding
+from cgan.inputs import input_pipeline
+from cgan.model import networks
+from cgan.training import distribute, precision, step
+from cgan.core.config import TrainConfig
 
 
 def make_trainer(train_config, policy, class_names, resolution):
     """The trainer's step object over the strategy of train_config: the one place that names it.
 
     Args:
-        train_config: a cgan.config.TrainConfig.
+        train_config: a cgan.core.config.TrainConfig.
         policy: a Keras dtype policy name.
         class_names: the dataset's class names.
         resolution: image side in pixels.
@@ -53,7 +56,7 @@ def trainer_config(config, batch_size, policy):
         policy: a Keras dtype policy name.
 
     Returns:
-        a cgan.config.TrainConfig.
+        a cgan.core.config.TrainConfig.
     """
     # The step writes nothing into its workdir; the config only needs one named.
     return TrainConfig(workdir="benchmark", dataset=config.dataset, batch_size=batch_size,
@@ -62,14 +65,14 @@ def trainer_config(config, batch_size, policy):
 
 
 class TrainerLoop:
-    """The trainer stepping on cgan.input_pipeline's stream: what trainer.py runs for a TrainConfig."""
+    """The trainer stepping on cgan.inputs.input_pipeline's stream: what trainer.py runs for a TrainConfig."""
 
     def __init__(self, config, data, train_config):
         """
         Args:
             config: the BenchmarkConfig (steps and warm-up steps).
             data: benchmarks.training_data.TrainingData.
-            train_config: the cgan.config.TrainConfig whose step is timed (batch size, options,
+            train_config: the cgan.core.config.TrainConfig whose step is timed (batch size, options,
                 precision, --jit_compile, steps per call, seed).
         """
         self.config = config
@@ -180,7 +183,7 @@ def _drain(iterator, num_batches):
 
 
 class PipelineLoop:
-    """cgan.input_pipeline.train_dataset consumed the way the trainer consumes it, with no model."""
+    """cgan.inputs.input_pipeline.train_dataset consumed the way the trainer consumes it, with no model."""
 
     def __init__(self, config, data, batch_size):
         self.config = config

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cgan import precision
+from cgan.training import precision
 
 GIB = 1024 ** 3
 

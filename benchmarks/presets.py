@@ -9,7 +9,7 @@
     print(report.format_presets_report(results))
 
 Each preset (`--presets`, by default p100.flags and quality.flags) is read with absl's flag-file
-parsing into a cgan.config.TrainConfig, as trainer.py reads it, so the figures follow the presets as
+parsing into a cgan.core.config.TrainConfig, as trainer.py reads it, so the figures follow the presets as
 they change. Only what a timing needs is set over it: the benchmark's --dataset (the presets' own
 may need a download), the batch size (each of --batch_sizes) and --jit_compile (true and false).
 Everything else — options, precision (auto: what the device supports best), seed, steps per call —
@@ -27,10 +27,10 @@ import time
 
 from absl import flags
 
-import cgan.config
+import cgan.core.config
 from benchmarks import loops, machine, report, run as benchmark_run, training_data
-from cgan import distribute, precision
-from cgan.errors import UserError
+from cgan.training import distribute, precision
+from cgan.core.errors import UserError
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XLA_SETTINGS = {"XLA off": "false", "XLA on": "true"}   # label -> --jit_compile
@@ -51,7 +51,7 @@ def preset_config(name, config, batch_size=None, jit_compile=None):
         jit_compile: "true", "false" or "auto" instead of the preset's; None keeps the preset's.
 
     Returns:
-        a cgan.config.TrainConfig.
+        a cgan.core.config.TrainConfig.
 
     Raises:
         UserError: the file cannot be read, or holds a flag or value the trainer does not accept.
@@ -60,7 +60,7 @@ def preset_config(name, config, batch_size=None, jit_compile=None):
     if not os.path.isfile(path):
         raise UserError(f"--presets: no flag file {path}: name a file such as p100.flags")
     flag_values = flags.FlagValues()
-    cgan.config.define_flags(flag_values)
+    cgan.core.config.define_flags(flag_values)
     overrides = [f"--dataset={config.dataset}", f"--data_dir={config.data_dir}", f"--manual_dir={config.manual_dir}"]
     overrides += [f"--batch_size={batch_size}"] * (batch_size is not None)
     overrides += [f"--jit_compile={jit_compile}"] * (jit_compile is not None)
@@ -68,7 +68,7 @@ def preset_config(name, config, batch_size=None, jit_compile=None):
         flag_values(["benchmarks", f"--flagfile={path}", *overrides])
     except flags.Error as e:
         raise UserError(f"--presets: {path} is not a trainer flag file ({e}): fix the file or name another") from None
-    return cgan.config.from_flags(flag_values)
+    return cgan.core.config.from_flags(flag_values)
 
 
 def _rate(samples, batch_size):

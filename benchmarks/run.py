@@ -29,7 +29,7 @@ import statistics
 import tensorflow as tf
 
 from benchmarks import baseline, flops, loops, machine, report, training_data
-from cgan import precision
+from cgan.training import precision
 
 # p100.flags trains the baseline's schedule: 100,000 steps at batch 16.
 P100_STEPS = 100_000

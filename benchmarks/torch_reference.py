@@ -10,7 +10,7 @@ second reference beside the Keras `fit` baseline. Needs `pip install -r requirem
     loop = torch_reference.TorchLoop(config, data, batch_size=16)   # the benchmark's loop interface
     loop.warm_up(); steps, wall, cpu = loop.measure()
 
-The same model as cgan.networks' defaults, layer for layer (channels first, as PyTorch has it):
+The same model as cgan.model.networks' defaults, layer for layer (channels first, as PyTorch has it):
 kernel 4, stride 2, padding 1 (what 'same' pads for kernel 4 and stride 2), the same channel counts,
 a 50-wide label embedding concatenated to z in G and a label plane beside the image in D, batch norm
 with Keras' momentum and epsilon, LeakyReLU 0.2, tanh images and a float32 logit; Glorot-uniform
@@ -32,8 +32,8 @@ from torch import nn
 
 from benchmarks.baseline import BETA_1, LEARNING_RATE
 from benchmarks.machine import clock
-from cgan import networks
-from cgan.errors import UserError
+from cgan.model import networks
+from cgan.core.errors import UserError
 
 KERAS_BN_EPSILON = 1e-3        # keras.layers.BatchNormalization's default
 KERAS_ADAM_EPSILON = 1e-7      # keras.optimizers.Adam's default
@@ -57,7 +57,7 @@ def _init_like_keras(module):
 
 
 class Generator(nn.Module):
-    """cgan.networks.build_generator's default network: [z ⊕ embedding] -> Dense -> transposed convs."""
+    """cgan.model.networks.build_generator's default network: [z ⊕ embedding] -> Dense -> transposed convs."""
 
     def __init__(self, resolution, latent_dim, num_classes):
         super().__init__()
@@ -84,7 +84,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """cgan.networks.build_discriminator's default network: [image ⊕ label plane] -> convs -> Dense(1)."""
+    """cgan.model.networks.build_discriminator's default network: [image ⊕ label plane] -> convs -> Dense(1)."""
 
     def __init__(self, resolution, num_classes):
         super().__init__()

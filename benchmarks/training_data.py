@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from cgan import datasets, input_pipeline
+from cgan.inputs import datasets, input_pipeline
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """The training loop: data in, compiled steps, and at set steps a summary, a grid, an evaluation, a checkpoint.
 
     from cgan import train
-    from cgan.config import TrainConfig
+    from cgan.core.config import TrainConfig
     result = train.train_and_evaluate(TrainConfig(workdir="runs/demo", train_steps=3000))
 
 Running the same config again restores the latest checkpoint and continues to `train_steps`. The data
 stream and the noise both continue where they stopped: the stream is a function of the step
-(cgan.input_pipeline), the noise comes from a checkpointed generator (cgan.step). What the workdir
-holds is listed in cgan.workdir; the step's math is in cgan.step.
+(cgan.inputs.input_pipeline), the noise comes from a checkpointed generator (cgan.training.step). What the workdir
+holds is listed in cgan.run.workdir; the step's math is in cgan.training.step.
 """
 
 import dataclasses
@@ -17,8 +17,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cgan import datasets, distribute, input_pipeline, precision, sampling, signals, step, workdir
-from cgan.errors import UserError
+from cgan.inputs import datasets, input_pipeline
+
+from cgan.model import sampling
+
+from cgan.run import signals, workdir
+
+from cgan.training import distribute, precision, step
+from cgan.core.errors import UserError
 
 
 @dataclasses.dataclass
@@ -36,7 +42,7 @@ class _Run:
     config: object
     worker: distribute.WorkerInfo
     train_step: step.TrainStep
-    store: object               # cgan.checkpoints.CheckpointStore
+    store: object               # cgan.run.checkpoints.CheckpointStore
     writer: object
     evaluator: object = None
 
@@ -84,7 +90,7 @@ def _train(config, strategy, worker):
             workdir.export_models(config.workdir, train_step)
         return TrainResult(restored_step, restored_step, False, {})
     if config.eval_every and worker.is_chief:
-        from cgan import evaluate  # imports the metric models only when evaluation is asked for
+        from cgan.evaluation import evaluate  # imports the metric models only when evaluation is asked for
         # CAS trains a classifier on generated images at every evaluation: for the report
         # (python -m cgan.evaluate), not for the curves.
         run.evaluator = evaluate.Evaluator(builder, class_names, resolution, num_per_class=config.eval_num_per_class,
@@ -197,7 +203,7 @@ def _write_grid(run, step_number):
 
 
 def _evaluate(run, step_number):
-    from cgan import evaluate
+    from cgan.evaluation import evaluate
     started = time.perf_counter()
     values = run.evaluator.evaluate(run.train_step.sampling_generator, run.config.latent_dim)
     evaluate.write_scalars(run.writer, values, step_number)

@@ -54,7 +54,7 @@ def isic_folders(tmp_path_factory):
 @pytest.fixture(scope="session")
 def isic_data_dir(tmp_path_factory, isic_folders):
     """The fixture prepared once as isic_skin_cancer/real_64 TFRecords; returns the TFDS data_dir."""
-    from cgan import datasets
+    from cgan.inputs import datasets
     data_dir = tmp_path_factory.mktemp("tfds")
     datasets.prepare("isic_skin_cancer/real_64", data_dir=str(data_dir), manual_dir=str(isic_folders))
     return data_dir
@@ -128,8 +128,8 @@ def tiny_generator(num_classes, resolution=64):
 def make_run(workdir, class_names, dataset, data_dir, manual_dir, step):
     """A run directory as trainer.py leaves it: an exported tiny_generator with its generator.json, and
     config.json naming the dataset."""
-    from cgan import export
-    from cgan.config import TrainConfig
+    from cgan.model import model_files as export
+    from cgan.core.config import TrainConfig
     info = {"class_names": list(class_names), "latent_dim": LATENT_DIM, "resolution": 64, "step": step}
     generator = tiny_generator(len(class_names))
     export.save_models(str(workdir), generator, generator, info)
@@ -150,7 +150,8 @@ def make_imbalanced_run(root, train_counts=IMBALANCED_TRAIN_COUNTS, test_counts=
     Returns:
         (workdir, data_dir, manual_dir) as str.
     """
-    from cgan import datasets, images
+    from cgan.core import images
+    from cgan.inputs import datasets
     manual_dir, data_dir, workdir = root / "folders", root / "tfds", root / "run"
     rng = np.random.default_rng(0)
     for label, name in enumerate(IMBALANCED_CLASSES):

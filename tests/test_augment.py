@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import augment
+from cgan.training import augment
 
 POLICY = "color,translation,cutout"
 

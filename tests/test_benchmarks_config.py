@@ -5,7 +5,7 @@ from absl import flags
 
 from benchmarks import config as benchmark_config
 from benchmarks.config import BenchmarkConfig
-from cgan.errors import UserError
+from cgan.core.errors import UserError
 
 
 def _flags(*args):

@@ -2,7 +2,7 @@ import keras
 import pytest
 
 from benchmarks import flops
-from cgan import networks
+from cgan.model import networks
 
 
 def test_layer_forward_flops_match_hand_counts():

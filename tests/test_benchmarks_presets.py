@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import presets, report
 from benchmarks.config import BenchmarkConfig
-from cgan.errors import UserError
+from cgan.core.errors import UserError
 from conftest import REPO
 
 BENCHMARK = BenchmarkConfig(quick_gpu=True, dataset="isic_skin_cancer/real_64", data_dir="/data/tfds",

@@ -8,7 +8,7 @@ import pytest
 from benchmarks import report, run
 from benchmarks.config import BenchmarkConfig
 from benchmarks.machine import GIB
-from cgan import networks
+from cgan.model import networks
 
 AUTO = "mixed_bfloat16"
 POLICIES = ("float32", AUTO)

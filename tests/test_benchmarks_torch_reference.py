@@ -6,7 +6,7 @@ torch = pytest.importorskip("torch")
 from benchmarks import torch_reference  # noqa: E402  (needs torch)
 from benchmarks.config import BenchmarkConfig  # noqa: E402
 from benchmarks.training_data import TrainingData  # noqa: E402
-from cgan import networks  # noqa: E402
+from cgan.model import networks  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

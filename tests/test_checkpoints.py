@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import checkpoints
-from cgan.errors import UserError
+from cgan.run import checkpoints
+from cgan.core.errors import UserError
 from conftest import tree
 
 

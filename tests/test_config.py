@@ -1,4 +1,4 @@
-"""cgan.config: one definition per option, the flags generated from it, and the checks made once."""
+"""cgan.core.config: one definition per option, the flags generated from it, and the checks made once."""
 
 import dataclasses
 import json
@@ -6,9 +6,9 @@ import json
 import pytest
 from absl import flags
 
-from cgan import config as config_lib
-from cgan.config import TrainConfig
-from cgan.errors import UserError
+from cgan.core import config as config_lib
+from cgan.core.config import TrainConfig
+from cgan.core.errors import UserError
 
 
 def _flag_values(argv):

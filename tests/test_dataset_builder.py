@@ -18,8 +18,8 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
-from cgan import datasets
-from cgan.errors import UserError
+from cgan.inputs import datasets
+from cgan.core.errors import UserError
 from data.isic_skin_cancer import CLASS_NAMES
 
 KAGGLE_FOLDER = "Skin cancer ISIC The International Skin Imaging Collaboration"

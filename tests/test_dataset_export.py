@@ -1,4 +1,4 @@
-"""cgan.dataset_export and `sample.py --export_dir`, on a tiny imbalanced class-folder dataset."""
+"""cgan.share.dataset_export and `sample.py --export_dir`, on a tiny imbalanced class-folder dataset."""
 
 import json
 import os
@@ -6,9 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from cgan import dataset_export, datasets, export, input_pipeline, run_source, sampling
-from cgan.dataset_export import ExportSettings
-from cgan.errors import UserError
+from cgan.inputs import datasets, input_pipeline
+
+from cgan.model import model_files as export, sampling
+
+from cgan.run import run_source
+
+from cgan.share import dataset_export
+from cgan.share.dataset_export import ExportSettings
+from cgan.core.errors import UserError
 from conftest import IMBALANCED_CLASSES as CLASSES
 from conftest import IMBALANCED_TEST_COUNTS as TEST_COUNTS
 from conftest import IMBALANCED_TRAIN_COUNTS as TRAIN_COUNTS

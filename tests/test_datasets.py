@@ -1,4 +1,4 @@
-"""cgan.datasets: --dataset names, folder datasets' class names, preparing a builder once, its ArrayRecord copy."""
+"""cgan.inputs.datasets: --dataset names, folder datasets' class names, preparing a builder once, its ArrayRecord copy."""
 
 import json
 import os
@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from cgan import datasets
-from cgan.errors import UserError
+from cgan.inputs import datasets
+from cgan.core.errors import UserError
 from tests.test_dataset_builder import _examples, _noise_image, _prepare_error, _save
 from tests.test_input_stream import prepare_sharded
 
@@ -103,7 +103,7 @@ def test_add_array_record_copies_every_shard_beside_it_once(tmp_path):
 
 def test_add_array_record_without_space_or_with_a_failing_write_is_a_user_error(tmp_path, monkeypatch):
     from tensorflow_datasets.core import file_adapters
-    from cgan import files
+    from cgan.core import files
     builder = prepare_sharded(tmp_path, counts={"a": 4, "b": 4}, num_shards=1)
     info_text = (builder.data_path / "dataset_info.json").read_text()
     monkeypatch.setattr(files, "filesystem", lambda path: ("/data", 1000))

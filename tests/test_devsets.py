@@ -15,7 +15,7 @@ pytest.importorskip("skimage")
 
 from PIL import Image  # noqa: E402
 
-from cgan.errors import UserError  # noqa: E402
+from cgan.core.errors import UserError  # noqa: E402
 from tools import make_devsets  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -224,7 +224,7 @@ def test_contact_sheet_has_a_row_per_class(small, tmp_path):
 
 @pytest.mark.slow  # imports TensorFlow and runs the real builder
 def test_the_dataset_builder_reads_a_written_set(small, tmp_path):
-    from cgan import datasets
+    from cgan.inputs import datasets
     out, counts = small
     builder = datasets.prepare("isic_skin_cancer/folders_64", data_dir=str(tmp_path),
                                manual_dir=str(out / "photos"))

@@ -1,4 +1,4 @@
-"""cgan.downstream: the metrics, the spread rule, and the report end to end on a tiny imbalanced dataset."""
+"""cgan.evaluation.downstream: the metrics, the spread rule, and the report end to end on a tiny imbalanced dataset."""
 
 import json
 import os
@@ -6,9 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from cgan import downstream, run_source
-from cgan.downstream import DownstreamSettings
-from cgan.errors import UserError
+from cgan.evaluation import downstream
+
+from cgan.run import run_source
+from cgan.evaluation.downstream import DownstreamSettings
+from cgan.core.errors import UserError
 from conftest import IMBALANCED_CLASSES as CLASSES
 from conftest import IMBALANCED_TEST_COUNTS as TEST_COUNTS
 from conftest import IMBALANCED_TRAIN_COUNTS as TRAIN_COUNTS

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import ema, networks
+from cgan.model import networks
+
+from cgan.training import ema
 from conftest import run_script
 
 
@@ -155,7 +157,8 @@ _TWO_REPLICAS = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from cgan import ema, networks
+    from cgan.model import networks
+    from cgan.training import ema
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():

@@ -1,4 +1,4 @@
-"""cgan.evaluate and the feature extractors, on a small class-folder fixture (3 classes, 56 train and 24 test
+"""cgan.evaluation.evaluate and the feature extractors, on a small class-folder fixture (3 classes, 56 train and 24 test
 images) and on the tiny ISIC-layout one (18 train, 9 test images)."""
 
 import json
@@ -8,9 +8,13 @@ import os
 import numpy as np
 import pytest
 
-from cgan import datasets, evaluate, evaluation_report, input_pipeline, sampling
-from cgan.errors import UserError
-from cgan.metrics import classifier, cross_fit, inception
+from cgan.evaluation import evaluate, report as evaluation_report
+
+from cgan.inputs import datasets, input_pipeline
+
+from cgan.model import sampling
+from cgan.core.errors import UserError
+from cgan.evaluation.metrics import classifier, cross_fit, inception
 from conftest import LATENT_DIM, error_lines, make_run, read_scalars, run_python, tiny_generator, write_jpeg
 
 QUICK = classifier.ClassifierSettings(epochs=6, batch_size=8, flips="horizontal_and_vertical")
@@ -246,7 +250,7 @@ def test_a_memorising_generator_no_longer_scores_better_than_held_out_real_image
 
     # Measured against the images the feature classifier was trained on (the whole split, as before
     # cross-fitting), the same memorising generator would have scored far better.
-    from cgan import metrics
+    from cgan.evaluation import metrics
     whole = MemorisingClassifier(train_images, train_labels)
     reference = whole.features(train_images)
     old_memorised = metrics.compute(reference, whole.features(np.concatenate(

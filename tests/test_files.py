@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import tensorflow as tf
 
-from cgan import files
-from cgan.errors import UserError
+from cgan.core import files
+from cgan.core.errors import UserError
 
 
 def exited_pid():

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import images, networks, sampling
-from cgan.errors import UserError
+from cgan.core import images
+
+from cgan.model import networks, sampling
+from cgan.core.errors import UserError
 
 CLASSES = ("actinic_keratosis", "basal_cell_carcinoma", "melanoma")
 

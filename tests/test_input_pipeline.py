@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import input_pipeline
-from cgan.errors import UserError
+from cgan.inputs import input_pipeline
+from cgan.core.errors import UserError
 
 
 def _data(n=10):

@@ -1,4 +1,4 @@
-"""The streaming input (cgan.input_stream): the in-memory stream's batches, read by index from disk.
+"""The streaming input (cgan.inputs.input_stream): the in-memory stream's batches, read by index from disk.
 
     python -m pytest tests/test_input_stream.py -q
 
@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from cgan import datasets, input_pipeline, input_stream
+from cgan.inputs import datasets, input_pipeline, input_stream
 
 CLASS_COUNTS = {"apple": 30, "mango": 20, "plum": 9}
 NUM_SHARDS = 3
@@ -187,7 +187,7 @@ def test_a_tfrecord_dataset_gets_an_array_record_copy_beside_it(sharded):
 def test_the_trainer_streams_logs_the_choice_and_resumes_in_memory(sharded, tmp_path):
     import keras
     from cgan import train
-    from cgan.config import TrainConfig
+    from cgan.core.config import TrainConfig
     config = TrainConfig(workdir=str(tmp_path / "run"), dataset="isic_skin_cancer/folders_64",
                          data_dir=str(sharded.builder.data_dir_root), batch_size=4, precision="float32",
                          train_steps=4, checkpoint_every=2, summary_every=2, image_every=4, steps_per_call=2,

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import distribute, input_pipeline, step
-from cgan.config import TrainConfig
-from cgan.errors import UserError
+from cgan.inputs import input_pipeline
+
+from cgan.training import distribute, step
+from cgan.core.config import TrainConfig
+from cgan.core.errors import UserError
 from conftest import REPO, checkpoint_tensors
 
 GPU = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")

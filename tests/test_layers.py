@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import layers
+from cgan.model import layers
 
 
 def _spectral_layer(kind, dtype="float32"):

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import losses, networks
+from cgan.model import networks
+
+from cgan.training import losses
 from conftest import run_script
 
 
@@ -248,7 +250,7 @@ _TWO_REPLICA_ANCHORS = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from cgan import losses
+    from cgan.training import losses
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():

@@ -1,4 +1,4 @@
-"""cgan.memorisation: a generator that returns training images is flagged, one that returns new ones is not."""
+"""cgan.evaluation.memorisation: a generator that returns training images is flagged, one that returns new ones is not."""
 
 import dataclasses
 import json
@@ -7,9 +7,15 @@ import os
 import numpy as np
 import pytest
 
-from cgan import dataset_export, memorisation, run_source, sampling
-from cgan.errors import UserError
-from cgan.metrics import classifier
+from cgan.evaluation import memorisation
+
+from cgan.model import sampling
+
+from cgan.run import run_source
+
+from cgan.share import dataset_export
+from cgan.core.errors import UserError
+from cgan.evaluation.metrics import classifier
 from conftest import IMBALANCED_CLASSES as CLASSES
 from conftest import LATENT_DIM, error_lines, make_imbalanced_run, read_scalars, run_python
 

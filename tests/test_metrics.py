@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from cgan import metrics
-from cgan.metrics import cas, classifier, coverage, cross_fit, frechet, kid, precision_recall, structure
+from cgan.evaluation import metrics
+from cgan.evaluation.metrics import cas, classifier, coverage, cross_fit, frechet, kid, precision_recall, structure
 
 
 def gaussian(rng, n, dim, shift=0.0, scale=1.0):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import layers, networks
+from cgan.model import layers, networks
 from conftest import run_script
 
 
@@ -244,7 +244,7 @@ import hashlib
 
 import keras
 import numpy as np
-import cgan.networks  # registers the custom layers
+import cgan.model.networks  # registers the custom layers
 saved = np.load(sys.argv[1])
 generator = keras.models.load_model(sys.argv[2], compile=False, safe_mode=True)
 discriminator = keras.models.load_model(sys.argv[3], compile=False, safe_mode=True)
@@ -291,7 +291,7 @@ import hashlib
 
 import keras
 import numpy as np
-from cgan import layers, networks
+from cgan.model import layers, networks
 
 keras.utils.set_random_seed(0)  # weights and inputs: an unseeded draw could saturate D and zero some gradients
 policy = sys.argv[1]
@@ -558,7 +558,7 @@ import hashlib
 
 import keras
 import numpy as np
-import cgan.layers  # registers the custom layers; nothing else is needed to load
+import cgan.model.layers  # registers the custom layers; nothing else is needed to load
 saved = np.load(sys.argv[1])
 generator = keras.models.load_model(sys.argv[2], compile=False, safe_mode=True)
 discriminator = keras.models.load_model(sys.argv[3], compile=False, safe_mode=True)
@@ -566,7 +566,7 @@ np.testing.assert_array_equal(generator([saved["z"], saved["labels"]], training=
 np.testing.assert_array_equal(discriminator([saved["images"], saved["labels"]], training=False).numpy(),
                               saved["logits"])
 strengths = [l.strength.numpy() for model in (generator, discriminator) for l in model._flatten_layers()
-             if isinstance(l, cgan.layers.ClassStrength)]
+             if isinstance(l, cgan.model.layers.ClassStrength)]
 assert len(strengths) == 8 + 1 and all(s == 0.5 for s in strengths), strengths
 print("identical")
 """
@@ -745,7 +745,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 import numpy as np
-from cgan import networks
+from cgan.model import networks
 from test_networks import _gan_step
 
 keras.utils.set_random_seed(0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import optimizers
+from cgan.training import optimizers
 from conftest import run_script
 
 
@@ -91,7 +91,7 @@ _TWO_REPLICAS = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from cgan import optimizers
+    from cgan.training import optimizers
 
     results = []
     for cls in (keras.optimizers.Adam, optimizers.FusedAdam):

@@ -1,7 +1,7 @@
 import keras
 import pytest
 
-from cgan import precision
+from cgan.training import precision
 
 
 def test_explicit_values_pass_through():

@@ -142,9 +142,10 @@ def test_second_trainer_on_a_workdir_refuses_and_stale_lock_is_taken_over(tmp_pa
 
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_good_export(tmp_path, isic_data_dir, monkeypatch):
-    from cgan import step, train
-    from cgan.config import TrainConfig
-    from cgan.errors import UserError
+    from cgan import train
+    from cgan.training import step
+    from cgan.core.config import TrainConfig
+    from cgan.core.errors import UserError
     config = TrainConfig(workdir=str(tmp_path), dataset="isic_skin_cancer/real_64", data_dir=str(isic_data_dir),
                          batch_size=4, precision="float32", train_steps=2, checkpoint_every=2, summary_every=1,
                          steps_per_call=1)

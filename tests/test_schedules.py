@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import schedules
+from cgan.training import schedules
 
 
 def test_ramp_ends_and_middle_on_python_ints():

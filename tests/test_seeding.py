@@ -1,4 +1,4 @@
-"""Reproducibility: every draw depends on its seed alone, not on what ran before (cgan.seeding).
+"""Reproducibility: every draw depends on its seed alone, not on what ran before (cgan.core.seeding).
 
 The same command gives the same run whether or not it prepared the dataset; the same evaluation,
 downstream and memorisation reports come from a fresh and from a warm cache; two builds of a dataset
@@ -14,9 +14,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import downstream, evaluate, export, images, memorisation, sampling, seeding, step
-from cgan.config import TrainConfig
-from cgan.metrics import classifier
+from cgan.core import images, seeding
+
+from cgan.evaluation import downstream, evaluate, memorisation
+
+from cgan.model import model_files as export, sampling
+
+from cgan.training import step
+from cgan.core.config import TrainConfig
+from cgan.evaluation.metrics import classifier
 from conftest import checkpoint_tensors, make_imbalanced_run, run_python, tree
 
 QUICK = classifier.ClassifierSettings(epochs=1, batch_size=8, flips="horizontal")

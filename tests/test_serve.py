@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan import export, networks, sampling, serve
-from cgan.errors import UserError
+from cgan.model import model_files as export, networks, sampling
+
+from cgan.share import serve
+from cgan.core.errors import UserError
 
 CLASSES = ["actinic_keratosis", "basal_cell_carcinoma", "melanoma"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

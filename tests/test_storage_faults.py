@@ -20,8 +20,12 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.lib.io import file_io
 
-from cgan import checkpoints, export, files
-from cgan.errors import UserError
+from cgan.core import files
+
+from cgan.model import model_files as export
+
+from cgan.run import checkpoints
+from cgan.core.errors import UserError
 from conftest import REPO, tree
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -249,7 +253,7 @@ def test_a_damaged_model_is_named_and_the_fix_given(tmp_path, kind, says):
     assert "rerunning trainer.py" in message
 
 
-# End to end (the trainer's loop uses cgan.checkpoints once it is wired to it).
+# End to end (the trainer's loop uses cgan.run.checkpoints once it is wired to it).
 
 def trainer(workdir, data_dir, train_steps, limit=None):
     flags = {"workdir": workdir, "dataset": "isic_skin_cancer/real_64", "data_dir": data_dir, "batch_size": 4,

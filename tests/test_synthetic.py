@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from cgan import datasets
+from cgan.inputs import datasets
 from data.isic_skin_cancer import CLASS_NAMES, synthetic
 
 # The Kaggle download's images per class, in CLASS_NAMES order.

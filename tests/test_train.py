@@ -6,8 +6,10 @@ import os
 import keras
 import tensorflow as tf
 
-from cgan import export, train
-from cgan.config import TrainConfig
+from cgan import train
+
+from cgan.model import model_files as export
+from cgan.core.config import TrainConfig
 
 
 def test_a_few_steps_write_everything_and_resume_where_they_stopped(tmp_path, isic_data_dir):

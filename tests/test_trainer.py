@@ -164,7 +164,7 @@ def test_eval_every_logs_quality_metrics(tmp_path, isic_folders):
 
 def test_ema_generator_is_exported_and_required_to_resume(tmp_path, isic_data_dir):
     import keras
-    from cgan import export
+    from cgan.model import model_files as export
     workdir = tmp_path / "work"
     flags = [f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64", f"--data_dir={isic_data_dir}",
              "--batch_size=4", "--train_steps=3", "--checkpoint_every=3", "--steps_per_call=1",

@@ -1,14 +1,14 @@
-"""cgan.workdir: writability, the resume check, the lock, config.json."""
+"""cgan.run.workdir: writability, the resume check, the lock, config.json."""
 
 import json
 import os
 
 import pytest
 
-from cgan import workdir
-from cgan.config import TrainConfig
-from cgan.distribute import WorkerInfo
-from cgan.errors import UserError
+from cgan.run import workdir
+from cgan.core.config import TrainConfig
+from cgan.training.distribute import WorkerInfo
+from cgan.core.errors import UserError
 
 
 def test_unwritable_workdir_is_one_line(tmp_path):

@@ -46,7 +46,7 @@ except ImportError:  # reported, with the fix, by check_packages before any imag
 # Run as `python tools/make_devsets.py`, the repository root is not on sys.path; cgan is imported from it.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cgan.errors import UserError  # noqa: E402  (after the path set-up above)
+from cgan.core.errors import UserError  # noqa: E402  (after the path set-up above)
 
 flags.DEFINE_string("out", None, "Parent folder of the sets; each is written to <out>/<set>.")
 flags.DEFINE_list("sets", "digits,photos", "Sets to write: any of digits, photos, faces.")

@@ -1,7 +1,7 @@
 """isic_skin_cancer dataset (see isic_skin_cancer_dataset_builder.py and README.md).
 
 Importing the package registers the builder with TFDS. Preparing a config for training is
-`cgan.datasets.prepare("isic_skin_cancer/<config>", ...)`; from the command line,
+`cgan.inputs.datasets.prepare("isic_skin_cancer/<config>", ...)`; from the command line,
 `python -m data.isic_skin_cancer --config=<config>`.
 """
 

@@ -20,8 +20,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
-    from cgan import datasets
-    from cgan.errors import UserError
+    from cgan.inputs import datasets
+    from cgan.core.errors import UserError
     try:
         builder = datasets.prepare(f"isic_skin_cancer/{FLAGS.config}", FLAGS.data_dir, FLAGS.manual_dir)
         names = datasets.class_names(builder)

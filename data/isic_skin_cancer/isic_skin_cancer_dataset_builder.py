@@ -8,7 +8,7 @@ Configs (`<source>_<resolution>`, resolution 64, 128 or 256 pixels):
   counts, generated at build time from a fixed seed. NOT medical images; for trying the pipeline
   without the download.
 * `folders_*`: any folder with `Train/` and `Test/` holding one subfolder per class. Not in
-  `BUILDER_CONFIGS` (class names come from the folders), so build it through `cgan.datasets` (the
+  `BUILDER_CONFIGS` (class names come from the folders), so build it through `cgan.inputs.datasets` (the
   trainer and `python -m data.isic_skin_cancer` do), with one `data_dir` per such dataset:
 
       python trainer.py --dataset=isic_skin_cancer/folders_64 --manual_dir=/path/with/Train_and_Test \\
@@ -21,7 +21,7 @@ Build from the command line:
 
 or from Python (the trainer does this):
 
-    from cgan import datasets
+    from cgan.inputs import datasets
     builder = datasets.prepare("isic_skin_cancer/real_64", data_dir="/data/tfds", manual_dir="~/Downloads/isic")
     train = builder.as_dataset(split="train")  # {"image": [64, 64, 3] uint8, "label": int64, "file_name": str}
 

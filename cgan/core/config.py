@@ -1,0 +1,302 @@
+"""The run configuration: every training option defined once, with its type, default, help and limits.
+
+    config = TrainConfig(workdir="runs/demo", train_steps=3000)   # UserError on a bad value
+    config.to_json("runs/demo/config.json")
+    same = TrainConfig.from_json("runs/demo/config.json")
+
+    # trainer.py: the absl flags are generated from the fields, never declared by hand.
+    config.define_flags(flags.FLAGS)
+    run_config = config.from_flags(flags.FLAGS)
+
+Each field is declared with `option(default, help, ...)`: the help text, the choices or bounds, and
+whether the value fixes the model's shape (`fixes_model`: a workdir's checkpoints only resume under
+the same value) or adds state to the checkpoint (`adds_state`: a workdir only resumes with the option
+on or off as it was started). `TrainConfig.__post_init__` checks every value once, whichever way the
+config was made (flags, JSON, code), and raises a one-line `UserError` naming the flag and the fix.
+Functions in `cgan/` take a TrainConfig, never absl FLAGS. Defaults are the baseline's setup (latent
+100, batch 16, Adam 2e-4 / β1 0.5, 100k steps) on the embedded synthetic data.
+"""
+
+import dataclasses
+import json
+
+from cgan.core import files
+from cgan.core.errors import UserError
+
+# Choices shared by the config and the modules that implement them.
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")   # cgan.training.precision
+LOSSES = ("bce", "hinge")                                             # cgan.training.losses
+ARCHITECTURES = ("dcgan", "resnet")                                   # the baseline's DCGAN | BigGAN-style residual
+GENERATOR_CONDITIONINGS = ("concat", "cbn")                           # cgan.model.networks
+DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
+DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
+AUGMENTATIONS = ("color", "translation", "cutout")                    # cgan.training.augment
+STRATEGIES = ("mirrored", "multi_worker")                             # cgan.training.distribute
+INPUT_MODES = ("auto", "memory", "stream")                             # cgan.inputs.input_pipeline
+MIRRORS = ("none", "flip", "flip_rot90")                              # cgan.inputs.input_pipeline
+JIT_COMPILES = ("auto", "true", "false")                              # cgan.training.distribute
+DATASET_BUILDER = "isic_skin_cancer"                                  # data/isic_skin_cancer
+DATASET_SOURCES = ("real", "synthetic", "folders")
+DATASET_RESOLUTIONS = (64, 128, 256)
+
+
+def option(default, help, choices=None, lower=None, upper=None, fixes_model=False, adds_state=False):
+    """A config field: its default and what the generated flag says and accepts.
+
+    Args:
+        default: the value when the flag is not given (its type is the field's type).
+        help: the flag's help text, with units; no measured figures (they go stale).
+        choices: the allowed values of a str option.
+        lower, upper: inclusive bounds of a number.
+        fixes_model: the value fixes the networks' shape or the labels' meaning.
+        adds_state: a non-zero value adds variables to the checkpoint.
+    """
+    metadata = {"help": help, "choices": choices, "lower": lower, "upper": upper,
+                "fixes_model": fixes_model, "adds_state": adds_state}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    # Where.
+    workdir: str = option("", "Run directory: checkpoints, TensorBoard events, samples, exports. Required.")
+    dataset: str = option(f"{DATASET_BUILDER}/synthetic_64",
+                          f"{DATASET_BUILDER}/<config>: synthetic_64|128|256 (embedded, no download), "
+                          "real_64|128|256 (the ISIC folders in --manual_dir), folders_64|128|256 (any "
+                          "Train/ and Test/ class folders in --manual_dir). The number is the resolution.",
+                          fixes_model=True)
+    data_dir: str = option("", "TFDS data directory for the prepared dataset; empty = ~/tensorflow_datasets.")
+    manual_dir: str = option("", "Folder with the Train/ and Test/ class folders (real_* and folders_* datasets).")
+    input: str = option("auto", "Training input: memory (decode the whole train split into memory once), stream (read "
+                        "and decode each batch's images from disk; the first use writes an ArrayRecord copy of the "
+                        "prepared dataset beside its TFRecord files) or auto (memory unless the decoded split is "
+                        "larger than --input_memory_budget). Both give the same batches.", choices=INPUT_MODES)
+    input_memory_budget: int = option(2048, "Decoded train split size in MiB (images × height × width × 3 bytes) "
+                                      "above which --input=auto streams.", lower=0)
+    # Optimisation.
+    train_steps: int = option(100_000, "Total steps (one D and one G update each).", lower=1)
+    batch_size: int = option(16, "Global batch size in images, split over all replicas.", lower=1)
+    latent_dim: int = option(100, "Size of the noise vector z.", lower=1, fixes_model=True)
+    learning_rate: float = option(2e-4, "Adam learning rate of both networks.", lower=0.0)
+    g_learning_rate: float = option(0.0, "Adam learning rate of G alone; 0 = --learning_rate.", lower=0.0)
+    d_learning_rate: float = option(0.0, "Adam learning rate of D alone; 0 = --learning_rate.", lower=0.0)
+    beta_1: float = option(0.5, "Adam beta_1 of both networks.", lower=0.0, upper=1.0)
+    beta_2: float = option(0.999, "Adam beta_2 of both networks.", lower=0.0, upper=1.0)
+    precision: str = option("auto", "Numeric precision; auto = the fastest safe choice for the device.",
+                            choices=PRECISIONS)
+    seed: int = option(0, "Random seed of the weights, the data order, the noise and the augmentations.",
+                       lower=0)
+    # Losses and regularisers (all off in the baseline).
+    loss: str = option("bce", "GAN loss: bce (the baseline: D binary cross-entropy, G non-saturating) or hinge.",
+                       choices=LOSSES)
+    r1_gamma: float = option(0.0, "R1 penalty on D: γ/2 · E‖∇ₓD(x)‖² at real images (Mescheder et al., 2018); "
+                             "0 = off.", lower=0.0)
+    mode_seeking: float = option(0.0, "Weight of the mode-seeking regulariser that stops G from ignoring its "
+                                 "noise within a class (Mao et al., 2019); 0 = off.", lower=0.0)
+    augment: str = option("", "Differentiable augmentation of D's real and generated inputs (DiffAugment): a "
+                          "comma-separated subset of color,translation,cutout; empty = none.")
+    ema_decay: float = option(0.0, "Keep an exponential moving average of G's weights with this decay (e.g. "
+                              "0.999) and use it for grids, evaluation, export and sampling; 0 = off.",
+                              lower=0.0, upper=0.99999, adds_state=True)
+    ema_start: int = option(0, "Steps during which the EMA only copies G.", lower=0)
+    balanced: bool = option(False, "Draw every class equally often (rare classes repeat more); default: the "
+                            "data's proportions.")
+    mirror: str = option("none", "Symmetries of the real images, for data with no up or left (dermoscopy, "
+                         "micrographs): each real image of a batch is shown flipped left-right and/or up-down "
+                         "(flip), or in any of the 8 flips and 90° rotations of the square (flip_rot90), "
+                         "chosen at random; G learns the symmetric set.", choices=MIRRORS)
+    lecam: float = option(0.0, "Weight of the LeCam regulariser on D (Tseng et al., 2021), which keeps D's outputs "
+                          "near moving averages of its outputs on the other kind of image; 0 = off.", lower=0.0,
+                          adds_state=True)
+    lecam_decay: float = option(0.99, "Decay of the LeCam anchors' moving averages.", lower=0.0, upper=0.99999)
+    ada_target: float = option(0.0, "Adaptive augmentation (Karras et al., 2020): apply each --augment op with a "
+                               "probability p tuned so that E[sign D(real)] stays at this target, e.g. 0.6; "
+                               "0 = off (every op always applied).", lower=0.0, upper=1.0, adds_state=True)
+    ada_interval: int = option(4, "Steps between updates of the adaptive augmentation probability.", lower=1)
+    ada_speed_images: int = option(100_000, "Images over which the adaptive augmentation probability may travel "
+                                   "from 0 to 1.", lower=1)
+    transition_start: int = option(0, "Transitional conditioning (Shahbazi et al., 2022): the step at which the "
+                                   "class signal starts to ramp in; before it G and D ignore the label.", lower=0)
+    transition_end: int = option(0, "Transitional conditioning: the step at which the class signal reaches full "
+                                 "strength; 0 = off (conditional from the start).", lower=0, adds_state=True)
+    # Architecture (defaults: the baseline's networks).
+    arch: str = option("dcgan", "Networks: dcgan (the baseline's) or resnet (BigGAN-style residual blocks).",
+                       choices=ARCHITECTURES, fixes_model=True)
+    g_channels: int = option(0, "Base width of the resnet G in channels; 0 = the architecture's default.",
+                             lower=0, fixes_model=True)
+    d_channels: int = option(0, "Base width of the resnet D in channels; 0 = the architecture's default.",
+                             lower=0, fixes_model=True)
+    g_conditioning: str = option("concat", "How G takes the label: concat (the baseline: z ⊕ embedding) or cbn "
+                                 "(conditional batch norm).", choices=GENERATOR_CONDITIONINGS, fixes_model=True)
+    g_spectral_norm: bool = option(False, "Spectral normalisation of G's layers.", fixes_model=True)
+    g_attention: int = option(0, "Self-attention in G after the block of this side in pixels, e.g. 32; 0 = none.",
+                              lower=0, fixes_model=True)
+    d_conditioning: str = option("concat", "How D takes the label: concat (the baseline: a label plane) or "
+                                 "projection.", choices=DISCRIMINATOR_CONDITIONINGS, fixes_model=True)
+    d_norm: str = option("batch", "D's normalisation: batch (the baseline), spectral (spectral norm, no batch "
+                         "norm) or none.", choices=DISCRIMINATOR_NORMS, fixes_model=True)
+    d_attention: int = option(0, "Self-attention in D after the block of this side in pixels, e.g. 32; 0 = none.",
+                              lower=0, fixes_model=True)
+    d_minibatch_std: bool = option(False, "Give D the spread of each image's class within the batch (a "
+                                   "conditional minibatch standard deviation), so it can reject a generator whose "
+                                   "images of a class look alike.", fixes_model=True)
+    # Bookkeeping, in steps.
+    checkpoint_every: int = option(1000, "Steps between checkpoints (and model exports).", lower=1)
+    summary_every: int = option(100, "Steps between TensorBoard scalars and progress lines.", lower=1)
+    image_every: int = option(1000, "Steps between image grids.", lower=1)
+    keep_checkpoints: int = option(3, "Checkpoints kept on disk.", lower=1)
+    eval_every: int = option(0, "Steps between quality evaluations (cgan.evaluation.evaluate: GAN-test, classifier FD and "
+                             "recall per class; CAS only in python -m cgan.evaluate), logged to TensorBoard "
+                             "under eval/; 0 = never.", lower=0)
+    eval_num_per_class: int = option(50, "Generated images per class in each evaluation.", lower=2)
+    inception_weights: str = option("imagenet", "Inception-v3 weights for FID/KID in evaluations: imagenet "
+                                    "(downloaded when possible), none, or the path of a local no-top weights file.")
+    steps_per_call: int = option(20, "Steps per compiled call; also bounds how soon a stop signal is honoured.",
+                                 lower=1)
+    # Devices.
+    strategy: str = option("mirrored", "mirrored: all local GPUs (or the CPU); multi_worker: the cluster in "
+                           "TF_CONFIG.", choices=STRATEGIES)
+    cpu_replicas: int = option(1, "Without GPUs: split the CPU into this many MirroredStrategy replicas.", lower=1)
+    deterministic: bool = option(False, "Deterministic kernels: bitwise-reproducible runs and resumes on the CPU "
+                                 "(slower).")
+    jit_compile: str = option("auto", "XLA compilation of each replica's training step: true, false, or auto (on where "
+                              "a GPU is visible, off on CPUs).", choices=JIT_COMPILES)
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            _check_field(field, getattr(self, field.name))
+        _check_dataset(self.dataset)
+        unknown = sorted(set(self.augmentations) - set(AUGMENTATIONS))
+        if unknown:
+            raise UserError(f"--augment={self.augment}: unknown augmentation {', '.join(unknown)}; use a "
+                            f"comma-separated subset of {','.join(AUGMENTATIONS)}")
+        if self.ada_target and not self.augmentations:
+            raise UserError(f"--ada_target={self.ada_target} adapts the --augment ops, but --augment is empty: "
+                            f"pass e.g. --augment=color,translation,cutout, or --ada_target=0")
+        if self.transition_end and self.transition_end < self.transition_start:
+            raise UserError(f"--transition_end={self.transition_end} comes before --transition_start="
+                            f"{self.transition_start}: the class signal must ramp up after it starts")
+        if self.d_minibatch_std and self.mode_seeking:
+            raise UserError("--d_minibatch_std and --mode_seeking do not go together: mode seeking pairs the "
+                            "generated labels, so D would tell real from generated batches by their classes' "
+                            "spread; choose one")
+        if self.arch == "resnet" and self.d_norm == "batch":
+            raise UserError("--arch=resnet: its discriminator has no batch norm; pass --d_norm=spectral (or none)")
+        if self.arch == "dcgan" and (self.g_channels or self.d_channels):
+            raise UserError("--g_channels and --d_channels set the resnet's widths: pass --arch=resnet, or "
+                            "leave them at 0")
+
+    @property
+    def augmentations(self):
+        """The --augment policy as a tuple of names, in the order given."""
+        return tuple(name.strip() for name in self.augment.split(",") if name.strip())
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self, path, **extra):
+        """Writes the config, plus any resolved values in `extra`, as indented JSON (atomically)."""
+        files.atomic_write_bytes(path, self.json_text(**extra).encode())
+
+    def json_text(self, **extra):
+        """The config and the resolved values in `extra` as the text of config.json."""
+        return json.dumps({**self.to_dict(), **extra}, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, values):
+        """A config from a dict that may hold other keys (resolved values, options of other versions)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    @classmethod
+    def from_json(cls, path):
+        """Reads a config written by `to_json`, ignoring the resolved extras."""
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+def _kind(value):
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[type(value)]
+
+
+def _check_field(field, value):
+    """One-line UserError when `value` is not what `field` accepts."""
+    meta, default = field.metadata, field.default
+    expected = type(default)
+    if expected is float and type(value) is int:
+        value = float(value)
+    if type(value) is not expected:
+        raise UserError(f"--{field.name}={value!r} is not {_kind(default)}: pass e.g. --{field.name}={default}")
+    if meta["choices"] and value not in meta["choices"]:
+        raise UserError(f"--{field.name}={value} is not a choice: use one of {', '.join(meta['choices'])}")
+    lower, upper = meta["lower"], meta["upper"]
+    if (lower is not None and value < lower) or (upper is not None and value > upper):
+        bounds = (f"from {lower} to {upper}" if lower is not None and upper is not None
+                  else f"≥ {lower}" if lower is not None else f"≤ {upper}")
+        raise UserError(f"--{field.name}={value} is out of range: use a value {bounds}")
+    if field.name == "workdir" and not value:
+        raise UserError("--workdir is required: pass the run directory, e.g. --workdir=runs/my_run")
+
+
+def dataset_config_names():
+    """Every valid `<config>` of --dataset=isic_skin_cancer/<config>."""
+    return tuple(f"{source}_{resolution}" for source in DATASET_SOURCES for resolution in DATASET_RESOLUTIONS)
+
+
+def _check_dataset(dataset):
+    builder_name, _, config_name = dataset.partition("/")
+    if builder_name != DATASET_BUILDER or config_name not in dataset_config_names():
+        raise UserError(f"unknown --dataset={dataset}: use {DATASET_BUILDER}/<config> with <config> one of "
+                        f"{', '.join(dataset_config_names())}")
+
+
+def model_fields():
+    """Names of the fields that fix the model (a workdir resumes only under the same values)."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["fixes_model"])
+
+
+def state_fields():
+    """Names of the options whose non-zero value adds variables to the checkpoint."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["adds_state"])
+
+
+# Flags: generated from the fields, so each option's type, default, help and limits are stated once.
+
+def _help(field):
+    meta, text = field.metadata, field.metadata["help"]
+    if meta["choices"]:
+        text += f" One of: {', '.join(meta['choices'])}."
+    if meta["lower"] is not None or meta["upper"] is not None:
+        low = "" if meta["lower"] is None else f"{meta['lower']} ≤ "
+        high = "" if meta["upper"] is None else f" ≤ {meta['upper']}"
+        text += f" Range: {low}value{high}."
+    return text
+
+
+def define_flags(flag_values, module_name=None):
+    """Defines one absl flag per TrainConfig field in `flag_values` (e.g. absl.flags.FLAGS).
+
+    `module_name` is the module the flags are listed under in --help (the entry point's, so that
+    `--helpshort` shows them); None = this module.
+
+    Values are checked when the config is made (`from_flags`), not by absl, so every bad value gets
+    the same one-line error whether it came from a flag, a flag file or JSON.
+    """
+    from absl import flags
+    define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+              str: flags.DEFINE_string}
+    for field in dataclasses.fields(TrainConfig):
+        default = None if field.name == "workdir" else field.default
+        define[type(field.default)](field.name, default, _help(field), flag_values=flag_values,
+                                    module_name=module_name)
+
+
+def from_flags(flag_values):
+    """The TrainConfig of parsed flags defined by `define_flags`.
+
+    Raises:
+        UserError: a value the option does not accept, or a missing --workdir.
+    """
+    values = {field.name: flag_values[field.name].value for field in dataclasses.fields(TrainConfig)}
+    values["workdir"] = values["workdir"] or ""
+    return TrainConfig(**values)

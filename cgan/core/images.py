@@ -1,0 +1,57 @@
+"""Turning generator output into pictures: denormalise, tile into grids, write PNGs atomically.
+
+    pixels = images.to_uint8(generated)                  # [B, R, R, 3] float [-1, 1] -> uint8
+    grid = images.image_grid(pixels, rows=9)             # [9·R, (B/9)·R, 3] uint8
+    images.write_png("runs/demo/samples/step_003000.png", grid)
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from cgan.core import files
+
+
+def to_uint8(images):
+    """[..., 3] float in [-1, 1] -> uint8 numpy in [0, 255], rounding to the nearest level."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(images, rows, padding=2):
+    """Tiles images row by row (the first B/rows images form row 0).
+
+    Args:
+        images: [B, H, W, C] uint8, B divisible by rows.
+        rows: number of rows.
+        padding: pixels of black between tiles.
+
+    Returns:
+        [rows·(H+p)-p, cols·(W+p)-p, C] uint8.
+    """
+    images = np.asarray(images)
+    count, height, width, channels = images.shape
+    if count % rows:
+        raise ValueError(f"{count} images do not fill {rows} rows")
+    cols = count // rows
+    grid = np.zeros((rows * (height + padding) - padding, cols * (width + padding) - padding, channels),
+                    dtype=images.dtype)
+    for i, image in enumerate(images):
+        top, left = (i // cols) * (height + padding), (i % cols) * (width + padding)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def encode_png(image):
+    """[H, W, 3] uint8 image -> PNG bytes."""
+    return tf.io.encode_png(np.asarray(image, dtype=np.uint8)).numpy()
+
+
+def write_png(path, image, sync=True):
+    """Writes a [H, W, 3] uint8 image as PNG; a reader never sees a half-written file.
+
+    Args:
+        path: the .png file.
+        image: [H, W, 3] uint8.
+        sync: flush it to disk before it is renamed into place (cgan.core.files.atomic_write_bytes).
+    """
+    files.atomic_write_bytes(path, encode_png(image), sync)

@@ -1,0 +1,245 @@
+"""The training step: the GAN's networks, optimizers and random state, and their compiled update.
+
+    step = TrainStep(config, strategy, policy, class_names, resolution=64)
+    metrics = step.run_steps(iterator, num_steps=20)   # {"d_loss": ..., "g_loss": ..., "d_real": ..., "d_fake": ...}
+    step.checkpoint                                     # tf.train.Checkpoint of everything that must resume
+    step.sampling_generator                             # the EMA generator when there is one
+
+One step = one discriminator update on a real and a generated batch, then one generator update
+through the updated discriminator on the same generated batch (one generator forward pass serves both
+updates). Fake images use the real batch's labels, so both networks see classes in the data's
+proportions (or equally often with --balanced, which balances the real batches).
+
+Randomness that must resume exactly — the noise z and the augmentation parameters — is drawn from a
+checkpointed `tf.random.Generator` for the GLOBAL batch and sliced per worker and replica, so a
+resumed run, and a run on another number of replicas, sees the same numbers. Losses are reduced as
+cgan.training.losses states (per-example sum ÷ global batch; replicas' gradients are summed).
+"""
+
+import tensorflow as tf
+
+from cgan.core import seeding
+
+from cgan.model import networks
+
+from cgan.training import ada, augment, distribute, ema, losses, optimizers, precision, schedules
+from cgan.training.distribute import WorkerInfo
+from cgan.core.errors import UserError
+
+
+class TrainStep:
+    """Holds the networks, optimizers, EMA, noise generator and step counter of one run."""
+
+    def __init__(self, config, strategy, policy, class_names, resolution, worker=WorkerInfo()):
+        """
+        Args:
+            config: the run's TrainConfig.
+            strategy: the tf.distribute strategy (cgan.training.distribute.make_strategy).
+            policy: Keras dtype policy name (cgan.training.precision.resolve).
+            class_names: label names; index i names label i.
+            resolution: image side in pixels.
+            worker: this process's place in a multi-worker cluster.
+
+        Raises:
+            UserError: an architecture option that does not fit the resolution.
+        """
+        self.config = config
+        self.strategy = strategy
+        self.worker = worker
+        self.policy = policy
+        self.class_names = tuple(class_names)
+        self.resolution = resolution
+        self.augment_policy = config.augmentations
+        num_classes = len(self.class_names)
+        synchronized = strategy.num_replicas_in_sync > 1
+        self.transitional = bool(config.transition_end)
+        with strategy.scope():
+            # The layers' initialisers take no seeds: the weights come from the global seed, set here so
+            # that they depend on --seed alone, not on what ran before (a dataset build, say).
+            seeding.set_global_seed(config.seed)
+            try:
+                self.generator = networks.build_generator(
+                    resolution, config.latent_dim, num_classes, dtype=policy, synchronized_bn=synchronized,
+                    conditioning=config.g_conditioning, spectral_norm=config.g_spectral_norm,
+                    attention_resolution=config.g_attention, architecture=config.arch,
+                    channels=config.g_channels or None, class_strength=self.transitional)
+                self.discriminator = networks.build_discriminator(
+                    resolution, num_classes, dtype=policy, synchronized_bn=synchronized,
+                    conditioning=config.d_conditioning, norm=config.d_norm,
+                    attention_resolution=config.d_attention, architecture=config.arch,
+                    channels=config.d_channels or None, class_strength=self.transitional,
+                    minibatch_std=config.d_minibatch_std)
+            except ValueError as e:
+                raise UserError(f"{e} (check the architecture flags)") from None
+            self.g_optimizer = self._make_optimizer(config.g_learning_rate or config.learning_rate)
+            self.d_optimizer = self._make_optimizer(config.d_learning_rate or config.learning_rate)
+            # Built eagerly: an optimizer first built inside strategy.run in a tf.function fails.
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.ema = (ema.GeneratorEMA(self.generator, config.ema_decay, config.ema_start)
+                        if config.ema_decay else None)
+            self.lecam = losses.LeCamAnchors(config.lecam_decay) if config.lecam else None
+            self.ada = (ada.AdaptiveAugment(config.ada_target, config.ada_interval, config.ada_speed_images)
+                        if config.ada_target else None)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.noise = tf.random.Generator.from_seed(config.seed)
+        # Options add their state only when they are on, so checkpoints of runs without them stay as they were.
+        optional = {"ema_generator": self.ema.model if self.ema else None, "lecam": self.lecam, "ada": self.ada}
+        self.checkpoint = tf.train.Checkpoint(step=self.step, generator=self.generator,
+                                              discriminator=self.discriminator,
+                                              g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
+                                              noise=self.noise, **{k: v for k, v in optional.items() if v})
+        self.metric_names = ("d_loss", "g_loss", "d_real", "d_fake") + ("lecam_loss",) * bool(self.lecam) \
+            + ("ada_p", "ada_rt") * bool(self.ada) + ("class_strength",) * self.transitional
+        self.jit_compile = distribute.resolve_jit_compile(config)
+        # XLA compiles one replica's whole step, both updates included. The loop around it cannot be
+        # compiled (it takes the next batch from the iterator) and stays outside, with the draws from the
+        # noise generator, so that z and the augmentations are the same numbers with XLA on or off.
+        self._replica_update = (tf.function(self._replica_step, jit_compile=True) if self.jit_compile
+                                else self._replica_step)
+        self._compiled_steps = tf.function(self._steps, reduce_retracing=True)
+
+    def _make_optimizer(self, learning_rate):
+        optimizer = optimizers.FusedAdam(learning_rate, beta_1=self.config.beta_1, beta_2=self.config.beta_2)
+        return precision.wrap_optimizer(optimizer, self.policy)
+
+    @property
+    def sampling_generator(self):
+        """The generator to sample, evaluate and export: the EMA one when there is one."""
+        return self.ema.model if self.ema else self.generator
+
+    def run_steps(self, iterator, num_steps):
+        """Runs num_steps steps in one compiled call; returns the last step's metrics as floats."""
+        metrics = self._compiled_steps(iterator, tf.constant(num_steps, tf.int64))
+        return {name: float(value) for name, value in metrics.items()}
+
+    def weights_finite(self):
+        """False when any weight of either network is NaN or infinite."""
+        variables = self.generator.variables + self.discriminator.variables
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables)
+
+    # The compiled loop: draws the global batch's randomness, runs the replicas, averages the metrics.
+
+    def _steps(self, iterator, num_steps):
+        """Runs num_steps steps; returns the last step's metrics (global means)."""
+        metrics = {name: tf.constant(0.0) for name in self.metric_names}
+        for _ in tf.range(num_steps):
+            images, labels = next(iterator)                   # [GB / workers, R, R, 3], [GB / workers]
+            z = self._worker_rows(self.noise.normal([self.config.batch_size, self.config.latent_dim]))
+            aug = self._worker_augment_params()
+            strength = self._set_class_strength(self.generator, self.discriminator)
+            per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z, aug))
+            if self.ema:
+                self.ema.update(self.step)
+                self._set_class_strength(self.ema.model)  # follows the schedule, not a lagging mean of it
+            self.step.assign_add(1)
+            metrics = self._metrics(per_replica, strength)
+        return metrics
+
+    def _set_class_strength(self, *models):
+        """Sets λ of the transitional schedule at this step in `models`; returns it (None when off)."""
+        if not self.transitional:
+            return None
+        strength = schedules.class_strength(self.step, self.config.transition_start, self.config.transition_end)
+        for model in models:
+            networks.set_class_strength(model, strength)
+        return strength
+
+    def _metrics(self, per_replica, strength):
+        """The step's global metrics: losses summed over replicas (see cgan.training.losses), the rest averaged.
+
+        Also updates the adaptive augmentation probability, which acts on the step just counted.
+        """
+        metrics = {name: self.strategy.reduce("SUM" if name.endswith("_loss") else "MEAN", value, axis=None)
+                   for name, value in per_replica.items()}
+        if self.ada:
+            self.ada.update(self.step)
+            metrics.update(self.ada.metrics())
+        if strength is not None:
+            metrics["class_strength"] = strength
+        return metrics
+
+    def _worker_rows(self, values):
+        """This worker's rows of a tensor over the global batch (axis 0 for [GB, ...])."""
+        per_worker = self.config.batch_size // self.worker.num_workers
+        return values[self.worker.index * per_worker:(self.worker.index + 1) * per_worker]
+
+    def _worker_augment_params(self):
+        """[3, GB / workers, P]: real and fake for the D update, fake for the G update (P: augment's widths)."""
+        adaptive = self.ada is not None
+        if not self.augment_policy:
+            return tf.zeros([3, self.config.batch_size // self.worker.num_workers, augment.NUM_PARAMS])
+        params = [self._worker_rows(augment.random_params(self.noise, self.config.batch_size, adaptive=adaptive))
+                  for _ in range(3)]
+        return tf.stack(params)
+
+    def _sliced_step(self, images, labels, z, aug):
+        """Runs in each replica: keeps this replica's rows of the worker's batch, then steps."""
+        local_replicas = self.strategy.num_replicas_in_sync // self.worker.num_workers
+        per_replica = self.config.batch_size // self.strategy.num_replicas_in_sync
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        local = replica - self.worker.index * local_replicas
+        rows = slice(local * per_replica, (local + 1) * per_replica)
+        return self._replica_update(images[rows], labels[rows], z[rows], aug[:, rows])
+
+    # The GAN math of one replica.
+
+    def _augment(self, images, params):
+        """D's view of a batch: DiffAugment when --augment is set (each op with probability p under
+        --ada_target), the images themselves otherwise."""
+        if not self.augment_policy:
+            return images
+        return augment.diff_augment(images, params, self.augment_policy, strength=self.ada.p if self.ada else None)
+
+    def _replica_step(self, images, labels, z, aug):
+        """One D and one G update on this replica's slice, from one generator forward pass.
+
+        The generated batch serves both updates: D learns to reject it, then G is pushed through the
+        updated D with the same images. The generator's weights do not change in between, so its
+        forward pass (recorded by the outer tape while the D update is kept off it) is still the one
+        G's gradient needs.
+
+        Shapes: images [b, R, R, 3], labels [b], z [b, latent], aug [3, b, P].
+        """
+        config, batch = self.config, self.config.batch_size
+        fake_labels = labels
+        if config.mode_seeking:  # pairs (i, i + b/2) share a label and differ in z
+            half = tf.shape(labels)[0] // 2
+            fake_labels = tf.concat([labels[:half], labels[:half], labels[2 * half:]], axis=0)
+        with tf.GradientTape() as g_tape:
+            fake = self.generator([z, fake_labels], training=True)                        # [b, R, R, 3]
+            with g_tape.stop_recording():
+                with tf.GradientTape() as d_tape:
+                    real_logits = self.discriminator([self._augment(images, aug[0]), labels],
+                                                     training=True)                      # [b, 1]
+                    fake_logits = self.discriminator([self._augment(tf.stop_gradient(fake), aug[1]),
+                                                      fake_labels], training=True)
+                    d_loss = losses.discriminator_loss(real_logits, fake_logits, batch, kind=config.loss)
+                    d_total = d_loss
+                    extra = {}
+                    if self.ada:
+                        self.ada.accumulate(real_logits)
+                    if self.lecam:
+                        anchor_real, anchor_fake = self.lecam.update(real_logits, fake_logits)
+                        extra["lecam_loss"] = losses.lecam_penalty(real_logits, fake_logits, anchor_real,
+                                                                   anchor_fake, batch)
+                        d_total += config.lecam * extra["lecam_loss"]
+                    if config.r1_gamma:
+                        r1 = losses.r1_penalty(self.discriminator, images, labels, batch,
+                                               augment=lambda x: self._augment(x, aug[0]))
+                        d_total += config.r1_gamma / 2 * r1
+                    scaled = precision.scale_loss(self.d_optimizer, d_total)
+                variables = self.discriminator.trainable_variables
+                self.d_optimizer.apply_gradients(zip(d_tape.gradient(scaled, variables), variables))
+            g_logits = self.discriminator([self._augment(fake, aug[2]), fake_labels], training=True)
+            g_loss = losses.generator_loss(g_logits, batch, kind=config.loss)
+            if config.mode_seeking:
+                g_loss += config.mode_seeking * losses.mode_seeking_loss(
+                    fake, z, self.strategy.num_replicas_in_sync)
+            scaled = precision.scale_loss(self.g_optimizer, g_loss)
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled, variables), variables))
+
+        d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
+        d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
+        return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake, **extra}
