@@ -94,8 +94,8 @@ def main(argv):
     try:
         _check_mode()
         from cgan.model import sampling  # imports TensorFlow; after flag checks so errors come fast
-        from cgan.model import model_files as export
-        model_path = FLAGS.model or os.path.join(FLAGS.workdir, export.GENERATOR_FILE)
+        from cgan.model import model_files
+        model_path = FLAGS.model or os.path.join(FLAGS.workdir, model_files.GENERATOR_FILE)
         if FLAGS.export_dir is not None:
             _export(model_path)
             return
@@ -104,7 +104,7 @@ def main(argv):
             serve.serve(model_path, FLAGS.host, FLAGS.port)
             return
         truncation = sampling.check_truncation(FLAGS.truncation)
-        generator, info = export.load_generator(model_path)
+        generator, info = model_files.load_generator(model_path)
         label = sampling.resolve_label(FLAGS.label, info["class_names"])
         paths = sampling.write_samples(generator, info, label, range(FLAGS.seed, FLAGS.seed + FLAGS.num),
                                        FLAGS.out_dir, truncation)

@@ -128,11 +128,11 @@ def tiny_generator(num_classes, resolution=64):
 def make_run(workdir, class_names, dataset, data_dir, manual_dir, step):
     """A run directory as trainer.py leaves it: an exported tiny_generator with its generator.json, and
     config.json naming the dataset."""
-    from cgan.model import model_files as export
+    from cgan.model import model_files
     from cgan.core.config import TrainConfig
     info = {"class_names": list(class_names), "latent_dim": LATENT_DIM, "resolution": 64, "step": step}
     generator = tiny_generator(len(class_names))
-    export.save_models(str(workdir), generator, generator, info)
+    model_files.save_models(str(workdir), generator, generator, info)
     TrainConfig(workdir=str(workdir), dataset=dataset, data_dir=str(data_dir),
                 manual_dir=str(manual_dir)).to_json(os.path.join(str(workdir), "config.json"))
 

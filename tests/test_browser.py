@@ -9,7 +9,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from cgan.model import model_files as export, networks
+from cgan.model import model_files, networks
 
 from cgan.share import serve
 
@@ -30,8 +30,8 @@ def page_url(tmp_path_factory):
     generator = networks.build_generator(64, latent_dim=8, num_classes=3)
     info = {"class_names": ["actinic_keratosis", "basal_cell_carcinoma", "melanoma"], "latent_dim": 8,
             "resolution": 64, "step": 1234}
-    export.save_models(str(workdir), generator, generator, info)
-    httpd = serve.make_server(*export.load_generator(str(workdir / export.GENERATOR_FILE)), port=0)
+    model_files.save_models(str(workdir), generator, generator, info)
+    httpd = serve.make_server(*model_files.load_generator(str(workdir / model_files.GENERATOR_FILE)), port=0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"

@@ -8,7 +8,7 @@ import pytest
 
 from cgan.inputs import datasets, input_pipeline
 
-from cgan.model import model_files as export, sampling
+from cgan.model import model_files, sampling
 
 from cgan.run import run_source
 
@@ -28,7 +28,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(run):
-    return os.path.join(run[0], export.GENERATOR_FILE)
+    return os.path.join(run[0], model_files.GENERATOR_FILE)
 
 
 def class_files(out, split, name):
@@ -97,7 +97,7 @@ def test_per_class_export_counts_names_and_manifest(model, tmp_path):
                               "gamma": {"first": 11, "count": 4}}
     assert saved["next_seed"] == 15
     # The files are the images sampling.generate makes for those seeds.
-    generator, info = export.load_generator(model)
+    generator, info = model_files.load_generator(model)
     expected = sampling.generate(generator, 1, seeds[1], LATENT_DIM, 0.7)
     names, _ = sampling.file_names(1, "beta", seeds[1], 0.7)
     written = np.stack([images_of(os.path.join(out, "Train", "beta", n)) for n in names])
@@ -225,26 +225,26 @@ def test_refusals_are_one_line_and_touch_nothing(model, run, tmp_path):
 
 def test_a_model_whose_dataset_cannot_be_found_is_refused(run, tmp_path):
     workdir = tmp_path / "moved"
-    generator, info = export.load_generator(os.path.join(run[0], export.GENERATOR_FILE))
-    export.save_models(str(workdir), generator, generator, info)          # no config.json, no config in info
+    generator, info = model_files.load_generator(os.path.join(run[0], model_files.GENERATOR_FILE))
+    model_files.save_models(str(workdir), generator, generator, info)          # no config.json, no config in info
     with pytest.raises(UserError, match="cannot tell which dataset"):
-        dataset_export.export_dataset(str(workdir / export.GENERATOR_FILE), str(tmp_path / "o1"),
+        dataset_export.export_dataset(str(workdir / model_files.GENERATOR_FILE), str(tmp_path / "o1"),
                                       ExportSettings(per_class=1))
     info["config"] = {"dataset": "isic_skin_cancer/folders_64", "data_dir": str(tmp_path / "empty_tfds"),
                       "manual_dir": str(tmp_path / "gone")}
-    export.save_models(str(workdir), generator, generator, info)
+    model_files.save_models(str(workdir), generator, generator, info)
     with pytest.raises(UserError, match="cannot be found") as error:
-        dataset_export.export_dataset(str(workdir / export.GENERATOR_FILE), str(tmp_path / "o2"),
+        dataset_export.export_dataset(str(workdir / model_files.GENERATOR_FILE), str(tmp_path / "o2"),
                                       ExportSettings(per_class=1))
     assert "\n" not in str(error.value)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
 def test_the_config_stored_with_the_model_finds_the_dataset(run, tmp_path):
-    generator, info = export.load_generator(os.path.join(run[0], export.GENERATOR_FILE))
+    generator, info = model_files.load_generator(os.path.join(run[0], model_files.GENERATOR_FILE))
     info["config"] = json.load(open(os.path.join(run[0], "config.json")))
-    export.save_models(str(tmp_path / "copied"), generator, generator, info)
-    source = run_source.load_source(str(tmp_path / "copied" / export.GENERATOR_FILE))
+    model_files.save_models(str(tmp_path / "copied"), generator, generator, info)
+    source = run_source.load_source(str(tmp_path / "copied" / model_files.GENERATOR_FILE))
     assert source.train_counts.tolist() == list(TRAIN_COUNTS) and len(source.test[1]) == sum(TEST_COUNTS)
 
 

@@ -18,7 +18,7 @@ from cgan.core import images, seeding
 
 from cgan.evaluation import downstream, evaluate, memorisation
 
-from cgan.model import model_files as export, sampling
+from cgan.model import model_files, sampling
 
 from cgan.training import step
 from cgan.core.config import TrainConfig
@@ -144,7 +144,7 @@ def test_a_sample_is_the_same_image_in_a_fresh_process_and_after_other_draws(fre
     result = run_python("sample.py", f"--workdir={workdir}", "--label=1", "--seed=5", "--num=2",
                         f"--out_dir={tmp_path / 'out'}")
     assert result.returncode == 0, result.stderr[-3000:]
-    generator, info = export.load_generator(os.path.join(workdir, export.GENERATOR_FILE))
+    generator, info = model_files.load_generator(os.path.join(workdir, model_files.GENERATOR_FILE))
     move_global_random_state(3)
     sampling.generate(generator, 0, [0, 1, 2], info["latent_dim"])          # other calls first
     pictures = sampling.generate(generator, 1, [6, 5], info["latent_dim"])   # [2, R, R, 3]

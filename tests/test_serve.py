@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cgan.model import model_files as export, networks, sampling
+from cgan.model import model_files, networks, sampling
 
 from cgan.share import serve
 from cgan.core.errors import UserError
@@ -30,8 +30,8 @@ def server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
     generator = networks.build_generator(64, latent_dim=8, num_classes=3)
     info = {"class_names": CLASSES, "latent_dim": 8, "resolution": 64, "step": 7}
-    export.save_models(str(workdir), generator, generator, info)
-    loaded, loaded_info = export.load_generator(str(workdir / export.GENERATOR_FILE))
+    model_files.save_models(str(workdir), generator, generator, info)
+    loaded, loaded_info = model_files.load_generator(str(workdir / model_files.GENERATOR_FILE))
     httpd = serve.make_server(loaded, loaded_info, port=0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -210,7 +210,7 @@ def test_sample_py_mode_flags_are_one_clear_line(args, message):
 def test_sample_py_serve_answers_on_its_port(server):
     *_, workdir = server
     process = subprocess.Popen([sys.executable, "sample.py", "--serve", "--port=0",
-                                f"--model={workdir / export.GENERATOR_FILE}"], cwd=REPO, text=True,
+                                f"--model={workdir / model_files.GENERATOR_FILE}"], cwd=REPO, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         line = process.stdout.readline()

@@ -22,7 +22,7 @@ from tensorflow.python.lib.io import file_io
 
 from cgan.core import files
 
-from cgan.model import model_files as export
+from cgan.model import model_files
 
 from cgan.run import checkpoints
 from cgan.core.errors import UserError
@@ -165,11 +165,11 @@ def tiny_model(seed, width=16):
 
 def export_step(workdir, step, width=16):
     info = {"class_names": ["a", "b"], "latent_dim": width, "resolution": 64, "step": step}
-    export.save_models(str(workdir), tiny_model(step, width), tiny_model(step + 100, width), info)
+    model_files.save_models(str(workdir), tiny_model(step, width), tiny_model(step + 100, width), info)
 
 
 def assert_export_is(workdir, step):
-    generator, info = export.load_generator(str(workdir / export.GENERATOR_FILE))
+    generator, info = model_files.load_generator(str(workdir / model_files.GENERATOR_FILE))
     assert info["step"] == step
     expected = tiny_model(step, generator.input_shape[1]).get_weights()[0]
     np.testing.assert_array_equal(generator.get_weights()[0], expected)
@@ -243,10 +243,10 @@ def damage(path, kind):
                                         ("empty", "empty file"), ("flipped byte", "fails its CRC check")])
 def test_a_damaged_model_is_named_and_the_fix_given(tmp_path, kind, says):
     export_step(tmp_path, 2)
-    path = str(tmp_path / export.GENERATOR_FILE)
+    path = str(tmp_path / model_files.GENERATOR_FILE)
     damage(path, kind)
     with pytest.raises(UserError) as caught:
-        export.load_generator(path)
+        model_files.load_generator(path)
     message = str(caught.value)
     assert message.startswith(f"cannot load {path}: the file is damaged (") and says in message
     assert "File not found" not in message and "\n" not in message
@@ -318,7 +318,7 @@ def test_trainer_on_a_full_filesystem_stops_with_one_line_and_resumes(tmp_path, 
 @pytest.mark.slow
 def test_sampler_names_a_damaged_model(tmp_path):
     export_step(tmp_path, 2)
-    path = str(tmp_path / export.GENERATOR_FILE)
+    path = str(tmp_path / model_files.GENERATOR_FILE)
     damage(path, "truncated")
     result = subprocess.run([sys.executable, os.path.join(REPO, "sample.py"), f"--model={path}", "--label=0",
                              f"--out_dir={tmp_path / 'out'}"], capture_output=True, text=True, cwd=REPO, env=ENV,

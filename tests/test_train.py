@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from cgan import train
 
-from cgan.model import model_files as export
+from cgan.model import model_files
 from cgan.core.config import TrainConfig
 
 
@@ -24,7 +24,7 @@ def test_a_few_steps_write_everything_and_resume_where_they_stopped(tmp_path, is
     stored = json.load(open(os.path.join(workdir, "config.json")))
     assert stored["batch_size"] == 4 and stored["resolution"] == 64 and len(stored["class_names"]) == 9
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-4")
-    generator, info = export.load_generator(os.path.join(workdir, export.GENERATOR_FILE))
+    generator, info = model_files.load_generator(os.path.join(workdir, model_files.GENERATOR_FILE))
     assert info["step"] == 4 and generator.output_shape == (None, 64, 64, 3)
     assert not os.path.exists(os.path.join(workdir, ".lock")) or not open(os.path.join(workdir, ".lock")).read()
 

@@ -164,7 +164,7 @@ def test_eval_every_logs_quality_metrics(tmp_path, isic_folders):
 
 def test_ema_generator_is_exported_and_required_to_resume(tmp_path, isic_data_dir):
     import keras
-    from cgan.model import model_files as export
+    from cgan.model import model_files
     workdir = tmp_path / "work"
     flags = [f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64", f"--data_dir={isic_data_dir}",
              "--batch_size=4", "--train_steps=3", "--checkpoint_every=3", "--steps_per_call=1",
@@ -172,7 +172,7 @@ def test_ema_generator_is_exported_and_required_to_resume(tmp_path, isic_data_di
              "--d_norm=spectral", "--loss=hinge", "--r1_gamma=1", "--balanced"]
     first = run("trainer.py", *flags)
     assert "remapper failed" not in first.stderr
-    generator, info = export.load_generator(str(workdir / "generator.keras"))
+    generator, info = model_files.load_generator(str(workdir / "generator.keras"))
     assert info["ema"] is True
     reader = tf.train.load_checkpoint(str(workdir / "checkpoints"))
     names = reader.get_variable_to_shape_map()

@@ -78,7 +78,7 @@ from cgan.core import cli
 
 from cgan.inputs import datasets, input_pipeline
 
-from cgan.model import model_files as export, sampling
+from cgan.model import model_files, sampling
 
 from cgan.run import run_source
 from cgan.core.errors import UserError
@@ -442,8 +442,8 @@ def evaluate(workdir, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, inception_wei
         UserError: missing workdir, model or config; dataset that does not match; bad flag values.
     """
     # A run that has not exported yet gets this line rather than load_source's "no model file".
-    if os.path.isdir(workdir) and not os.path.isfile(os.path.join(workdir, export.GENERATOR_FILE)):
-        raise UserError(f"no {export.GENERATOR_FILE} in {workdir}: trainer.py exports it at every checkpoint "
+    if os.path.isdir(workdir) and not os.path.isfile(os.path.join(workdir, model_files.GENERATOR_FILE)):
+        raise UserError(f"no {model_files.GENERATOR_FILE} in {workdir}: trainer.py exports it at every checkpoint "
                         f"(--checkpoint_every); evaluate once the run has saved one")
     source = run_source.load_workdir(workdir)
     evaluator = Evaluator(source.builder, source.class_names, source.resolution, num_per_class=num_per_class,

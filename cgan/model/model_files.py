@@ -1,7 +1,7 @@
 """Exported models: `generator.keras` and `discriminator.keras` plus `generator.json` beside them.
 
-    export.save_models(workdir, generator, discriminator, info)   # info: class_names, latent_dim, ...
-    generator, info = export.load_generator("runs/demo/generator.keras")
+    model_files.save_models(workdir, generator, discriminator, info)   # info: class_names, latent_dim, ...
+    generator, info = model_files.load_generator("runs/demo/generator.keras")
 
 `generator.json` carries what a sampler needs besides weights: class names (index i = label i),
 latent_dim, resolution, the training step and the run's config. The three files are written to

@@ -1,6 +1,6 @@
 """Class-conditional sampling from an exported generator.
 
-    generator, info = export.load_generator("runs/demo/generator.keras")
+    generator, info = model_files.load_generator("runs/demo/generator.keras")
     label = sampling.resolve_label("melanoma", info["class_names"])            # -> 3
     paths = sampling.write_samples(generator, info, label, seeds=range(16), out_dir="samples")
     pictures = sampling.generate(generator, label, [5, 6], info["latent_dim"], truncation=0.7)
@@ -129,7 +129,7 @@ def generate(generator, label, seeds, latent_dim, truncation=None):
     """Generates one uint8 image per seed for one label.
 
     Args:
-        generator: keras.Model from export.load_generator.
+        generator: keras.Model from model_files.load_generator.
         label: integer label.
         seeds: iterable of non-negative ints.
         latent_dim: size of z.
@@ -198,7 +198,7 @@ def write_samples(generator, info, label, seeds, out_dir, truncation=None):
     """Writes one PNG per seed and a grid of all of them.
 
     Args:
-        generator: keras.Model from export.load_generator.
+        generator: keras.Model from model_files.load_generator.
         info: its metadata (class_names, latent_dim).
         label: integer label.
         seeds: iterable of non-negative ints.

@@ -24,7 +24,7 @@ import numpy as np
 
 from cgan.inputs import datasets, input_pipeline
 
-from cgan.model import model_files as export, sampling
+from cgan.model import model_files, sampling
 from cgan.core.errors import UserError
 from cgan.run.workdir import CONFIG_FILE
 
@@ -36,7 +36,7 @@ class Source:
     """A generator and the real data it was trained on.
 
     Attributes:
-        generator: keras.Model from export.load_generator.
+        generator: keras.Model from model_files.load_generator.
         info: its metadata (class_names, latent_dim, resolution, step, ...).
         model_path: the generator file (absolute).
         dataset: the run's --dataset, e.g. "isic_skin_cancer/synthetic_64".
@@ -83,7 +83,7 @@ def run_dataset(model_path, info):
 
     Args:
         model_path: an exported generator .keras file.
-        info: its metadata (export.load_generator).
+        info: its metadata (model_files.load_generator).
 
     Raises:
         UserError: neither says, or config.json cannot be read.
@@ -101,7 +101,7 @@ def run_dataset(model_path, info):
         config = info.get("config")
     if not isinstance(config, dict) or not config.get("dataset"):
         raise UserError(f"cannot tell which dataset {model_path} was trained on: neither {CONFIG_FILE} "
-                        f"beside it nor its {os.path.basename(export.info_path(model_path))} names one; "
+                        f"beside it nor its {os.path.basename(model_files.info_path(model_path))} names one; "
                         f"use the generator.keras of a run made by trainer.py")
     return {"dataset": config["dataset"], "data_dir": config.get("data_dir") or "",
             "manual_dir": config.get("manual_dir") or ""}
@@ -120,7 +120,7 @@ def load_source(model_path):
         UserError: missing or damaged model, dataset that cannot be found or prepared, or one whose
             classes or resolution are not the model's.
     """
-    generator, info = export.load_generator(model_path)
+    generator, info = model_files.load_generator(model_path)
     where = run_dataset(model_path, info)
     try:
         builder = datasets.prepare(where["dataset"], where["data_dir"], where["manual_dir"])
@@ -149,7 +149,7 @@ def load_workdir(workdir):
     """
     if not os.path.isdir(workdir):
         raise UserError(f"--workdir={workdir} is not a directory: pass the run directory of trainer.py")
-    return load_source(os.path.join(workdir, export.GENERATOR_FILE))
+    return load_source(os.path.join(workdir, model_files.GENERATOR_FILE))
 
 
 def generate_classes(source, seeds, truncation=None):

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from cgan.core import files, images
 
-from cgan.model import model_files as export
+from cgan.model import model_files
 
 from cgan.run import checkpoints, run_lock
 from cgan.core.config import TrainConfig, model_fields, state_fields
@@ -132,11 +132,11 @@ def export_info(train_step):
 
 def export_models(workdir, train_step):
     """Exports the sampling generator (the EMA one when there is one), D and generator.json."""
-    export.save_models(workdir, train_step.sampling_generator, train_step.discriminator, export_info(train_step))
+    model_files.save_models(workdir, train_step.sampling_generator, train_step.discriminator, export_info(train_step))
 
 
 def has_export(workdir):
-    return os.path.exists(os.path.join(workdir, export.GENERATOR_FILE))
+    return os.path.exists(os.path.join(workdir, model_files.GENERATOR_FILE))
 
 
 

@@ -41,7 +41,7 @@ import zipfile
 
 from cgan.core import images
 
-from cgan.model import model_files as export, sampling
+from cgan.model import model_files, sampling
 from cgan.core.errors import UserError
 
 NUM_MAX = 64               # images per request: bounds the memory and time one request can take
@@ -277,7 +277,7 @@ def make_server(generator, info, host="127.0.0.1", port=0, model_name="generator
     """Binds a server to (host, port); call serve_forever() on it.
 
     Args:
-        generator: keras.Model from export.load_generator.
+        generator: keras.Model from model_files.load_generator.
         info: its metadata (class_names, latent_dim, resolution, step).
         host: address to listen on; loopback by default, as the server has no authentication.
         port: TCP port; 0 picks a free one (server.server_address[1]).
@@ -300,7 +300,7 @@ def serve(model_path, host="127.0.0.1", port=8000):
     Raises:
         UserError: the model cannot be loaded or the address cannot be bound.
     """
-    generator, info = export.load_generator(model_path)
+    generator, info = model_files.load_generator(model_path)
     server = make_server(generator, info, host, port, model_name=model_path, log_requests=True)
     bound_host, bound_port = server.server_address[:2]
     shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
