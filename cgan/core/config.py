@@ -182,9 +182,19 @@ class TrainConfig:
                             "spread; choose one")
         if self.arch == "resnet" and self.d_norm == "batch":
             raise UserError("--arch=resnet: its discriminator has no batch norm; pass --d_norm=spectral (or none)")
+        for name in ("g_attention", "d_attention"):
+            side = getattr(self, name)
+            if side and side not in feature_sides(self.resolution):
+                raise UserError(f"--{name}={side} is not a feature-map side at {self.resolution} pixels: use 0 (no "
+                                f"attention) or one of {', '.join(map(str, feature_sides(self.resolution)))}")
         if self.arch == "dcgan" and (self.g_channels or self.d_channels):
             raise UserError("--g_channels and --d_channels set the resnet's widths: pass --arch=resnet, or "
                             "leave them at 0")
+
+    @property
+    def resolution(self):
+        """The side of the dataset's images in pixels (the number ending --dataset)."""
+        return int(self.dataset.rsplit("_", 1)[1])
 
     @property
     def augmentations(self):
@@ -241,6 +251,11 @@ def _check_field(field, value):
 def dataset_config_names():
     """Every valid `<config>` of --dataset=isic_skin_cancer/<config>."""
     return tuple(f"{source}_{resolution}" for source in DATASET_SOURCES for resolution in DATASET_RESOLUTIONS)
+
+
+def feature_sides(resolution):
+    """Sides of the networks' hidden feature maps, where self-attention may go: 8, 16, ..., resolution / 2."""
+    return tuple(8 << i for i in range(resolution.bit_length() - 4))
 
 
 def _check_dataset(dataset):
