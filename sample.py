@@ -8,40 +8,49 @@
     python sample.py --serve                            # the page at http://127.0.0.1:8000/
 
 Image i comes from seed --seed + i, so the same seed always gives the same image. The export's tree,
-seeds and manifest are described in cgan/dataset_export.py.
+seeds and manifest are described in cgan/share/dataset_export.py.
 """
 
+import dataclasses
 import os
 
-from absl import app, flags
+from absl import flags
 
-from cgan.core import cli
+from cgan.core import cli, options
 from cgan.core.errors import UserError
+from cgan.core.options import option
 
-flags.DEFINE_string("label", None, "Class to generate: an index (3) or a name (melanoma). Required unless --serve.")
-flags.DEFINE_string("workdir", "runs/demo", "Run directory holding generator.keras (ignored with --model).")
-flags.DEFINE_string("model", None, "Path of an exported generator .keras file (its .json beside it).")
-flags.DEFINE_integer("num", 16, "Number of images.", lower_bound=1, upper_bound=10_000)
-flags.DEFINE_integer("seed", 0, "First seed; image i uses seed + i (with --export_dir: the first seed of the "
-                     "export, the classes' seeds following one another).", lower_bound=0)
-flags.DEFINE_float("truncation", None, "Truncation threshold t in standard deviations (0.05 to 10): components "
-                   "of the noise beyond ±t are redrawn; smaller = more typical images. Default: none.")
-flags.DEFINE_string("out_dir", "samples", "Folder for the PNGs.")
-flags.DEFINE_string("export_dir", None, "Write a class-folder dataset into this folder: Train/<class>/*.png, "
-                    "Test/<class>/*.png and manifest.json. Needs --per_class or --top_up_to.")
-flags.DEFINE_integer("per_class", None, "With --export_dir: generated images per class, no real training images.")
-flags.DEFINE_string("top_up_to", None, "With --export_dir: each class's real training images plus generated "
-                    "ones up to this many images per class; 'max' = the largest class's count (balanced).")
-flags.DEFINE_boolean("export_add", False, "With --export_dir: add to the export already in the folder (new "
-                     "seeds, nothing overwritten) instead of refusing a non-empty folder.")
-flags.DEFINE_boolean("export_real_test", True, "With --export_dir: write the real test split into Test/<class>/ "
-                     "so the tree is a whole Train/ + Test/ dataset; --noexport_real_test writes no Test/.")
-flags.DEFINE_boolean("serve", False, "Serve a web page (and its API) to generate images instead of writing files.")
-flags.DEFINE_string("host", "127.0.0.1", "Address to serve on with --serve (loopback: this machine only).")
-flags.DEFINE_integer("port", 8000, "TCP port to serve on with --serve; 0 picks a free one.",
-                     lower_bound=0, upper_bound=65535)
+
+@dataclasses.dataclass(frozen=True)
+class SampleOptions(options.Options):
+    label: str = option("", "Class to generate: an index (3) or a name (melanoma). Required unless --serve or "
+                        "--export_dir.")
+    workdir: str = options.workdir("runs/demo")
+    model: str = option("", "Path of an exported generator .keras file (its .json beside it); empty = "
+                        "<workdir>/generator.keras.")
+    num: int = option(16, "Number of images.", lower=1, upper=10_000)
+    seed: int = options.image_seed("image i takes seed + i (with --export_dir: the export's first seed, the "
+                                   "classes' seeds following one another).")
+    truncation: float | None = options.truncation()
+    out_dir: str = option("samples", "Folder for the PNGs.")
+    export_dir: str = option("", "Write a class-folder dataset into this folder: Train/<class>/*.png, "
+                             "Test/<class>/*.png and manifest.json. Needs --per_class or --top_up_to.")
+    per_class: int | None = option(None, "With --export_dir: generated images per class, no real training "
+                                   "images.")   # its rules: dataset_export.ExportSettings
+    top_up_to: str | None = option(None, "With --export_dir: each class's real training images plus generated "
+                                   "ones up to this many images per class; 'max' = the largest class's count "
+                                   "(balanced).")
+    export_add: bool = option(False, "With --export_dir: add to the export already in the folder (new seeds, "
+                              "nothing overwritten) instead of refusing a non-empty folder.")
+    export_real_test: bool = option(True, "With --export_dir: write the real test split into Test/<class>/ so the "
+                                    "tree is a whole Train/ + Test/ dataset; --noexport_real_test writes no Test/.")
+    serve: bool = option(False, "Serve a web page (and its API) to generate images instead of writing files.")
+    host: str = option("127.0.0.1", "Address to serve on with --serve (loopback: this machine only).")
+    port: int = option(8000, "TCP port to serve on with --serve; 0 picks a free one.", lower=0, upper=65535)
+
 
 FLAGS = flags.FLAGS
+PROGRAM = "sample.py"
 
 _FILE_FLAGS = ("label", "num", "seed", "truncation", "out_dir")
 _SERVE_FLAGS = ("host", "port")
@@ -53,9 +62,9 @@ def _given(names):
     return [f"--{name}" for name in names if FLAGS[name].present]
 
 
-def _check_mode():
+def _check_mode(opts):
     """The flags of one mode make no sense in another: say so instead of ignoring them."""
-    if FLAGS.serve:
+    if opts.serve:
         given = _given(_FILE_FLAGS + _EXPORT_FLAGS + ("export_dir",))
         if given:
             raise UserError(f"{', '.join(given)} cannot be used with --serve: pick the class, seeds and "
@@ -64,7 +73,7 @@ def _check_mode():
     given = _given(_SERVE_FLAGS)
     if given:
         raise UserError(f"{', '.join(given)} only applies with --serve: add --serve to serve the page")
-    if FLAGS.export_dir is not None:
+    if opts.export_dir:
         given = _given(_ONE_CLASS_FLAGS)
         if given:
             raise UserError(f"{', '.join(given)} cannot be used with --export_dir, which writes every class: "
@@ -74,53 +83,39 @@ def _check_mode():
     if given:
         raise UserError(f"{', '.join(given)} only applies with --export_dir: add --export_dir=FOLDER to write "
                         f"a dataset")
-    if FLAGS.label is None:
+    if not opts.label:
         raise UserError("--label is required: pass --label=3 or --label=melanoma (or --serve for the web page); "
                         "--export_dir=FOLDER writes a dataset of every class")
 
 
-def _export(model_path):
+def _export(opts, model_path):
     from cgan.share import dataset_export
     settings = dataset_export.ExportSettings(
-        per_class=FLAGS.per_class, top_up_to=FLAGS.top_up_to, seed=FLAGS.seed if FLAGS["seed"].present else None,
-        truncation=FLAGS.truncation, add=FLAGS.export_add, real_test=FLAGS.export_real_test)
-    manifest = dataset_export.export_dataset(model_path, FLAGS.export_dir, settings)
-    print(dataset_export.summary_line(manifest, FLAGS.export_dir))
+        per_class=opts.per_class, top_up_to=opts.top_up_to, seed=opts.seed if FLAGS["seed"].present else None,
+        truncation=opts.truncation, add=opts.export_add, real_test=opts.export_real_test)
+    manifest = dataset_export.export_dataset(model_path, opts.export_dir, settings)
+    print(dataset_export.summary_line(manifest, opts.export_dir))
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
-    try:
-        _check_mode()
-        from cgan.model import sampling  # imports TensorFlow; after flag checks so errors come fast
-        from cgan.model import model_files
-        model_path = FLAGS.model or os.path.join(FLAGS.workdir, model_files.GENERATOR_FILE)
-        if FLAGS.export_dir is not None:
-            _export(model_path)
-            return
-        if FLAGS.serve:
-            from cgan.share import serve
-            serve.serve(model_path, FLAGS.host, FLAGS.port)
-            return
-        truncation = sampling.check_truncation(FLAGS.truncation)
-        generator, info = model_files.load_generator(model_path)
-        label = sampling.resolve_label(FLAGS.label, info["class_names"])
-        paths = sampling.write_samples(generator, info, label, range(FLAGS.seed, FLAGS.seed + FLAGS.num),
-                                       FLAGS.out_dir, truncation)
-    except UserError as e:
-        cli.fail("sample.py", e)
+def main(opts):
+    """Writes the images, the export or serves the page; UserError for what the user can fix."""
+    _check_mode(opts)
+    from cgan.model import model_files, sampling  # import TensorFlow; after the flag checks so errors come fast
+    model_path = opts.model or os.path.join(opts.workdir, model_files.GENERATOR_FILE)
+    if opts.export_dir:
+        _export(opts, model_path)
+        return
+    if opts.serve:
+        from cgan.share import serve
+        serve.serve(model_path, opts.host, opts.port)
+        return
+    generator, info = model_files.load_generator(model_path)
+    label = sampling.resolve_label(opts.label, info["class_names"])
+    paths = sampling.write_samples(generator, info, label, range(opts.seed, opts.seed + opts.num),
+                                   opts.out_dir, opts.truncation)
     print(f"Wrote {len(paths) - 1} images of class {label} ({info['class_names'][label]}) and a grid: "
           f"{paths[-1]}")
 
 
-def _parse_flags(argv):
-    """absl's parser, but a bad value is one line and exit status 2, as for every other user error."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        cli.fail("sample.py", e)
-
-
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    cli.run(PROGRAM, (SampleOptions,), main)

@@ -15,14 +15,14 @@ from absl import app, flags, logging
 from cgan.core import cli, config as config_lib
 from cgan.core.errors import UserError
 
-config_lib.define_flags(flags.FLAGS, module_name=sys.argv[0])
+config_lib.TrainConfig.define_flags(flags.FLAGS, module_name=sys.argv[0])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
     try:
-        config = config_lib.from_flags(flags.FLAGS)
+        config = config_lib.TrainConfig.from_flags(flags.FLAGS)
         from cgan import train  # imports TensorFlow; after the flags are checked so errors come fast
         result = train.train_and_evaluate(config)
     except UserError as e:

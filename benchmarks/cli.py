@@ -12,35 +12,24 @@
 
 import sys
 
-from benchmarks import config as benchmark_config
+from benchmarks.config import BenchmarkConfig
+from cgan.core import cli
 
 PROGRAM = "benchmarks"
 
 
-def _main(argv):
-    from absl import app, flags
-
+def _main(config):
     from benchmarks import presets, report, run
-    from cgan.core.errors import UserError
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
 
     def log(line):
         print(line, file=sys.stderr, flush=True)
 
-    try:
-        config = benchmark_config.config_from_flags(flags.FLAGS)
-        results = presets.run(config, log=log) if config.quick_gpu else run.run(config, log=log)
-    except UserError as e:
-        print(f"{PROGRAM}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    results = presets.run(config, log=log) if config.quick_gpu else run.run(config, log=log)
     report.write_json(results, config.json)
     print(report.format_presets_report(results) if config.quick_gpu else report.format_report(results))
     print(f"\nevery figure: {config.json}")
 
 
 def main():
-    """Defines the flags, parses the command line and runs the benchmark."""
-    from absl import app, flags
-    benchmark_config.define_flags(flags.FLAGS, module_name=sys.argv[0])   # listed by --help
-    app.run(_main)
+    """Parses the command line (flags from BenchmarkConfig) and runs the benchmark."""
+    cli.run(PROGRAM, (BenchmarkConfig,), _main)

@@ -1,6 +1,6 @@
 """The quick preset comparison: the trainer's steps/s for each preset flag file, XLA on and off.
 
-    python -m benchmarks --quick_gpu                                          # a few minutes on one GPU
+    python -m benchmarks --quick_gpu                                          # on one GPU
     python -m benchmarks --quick_gpu --steps=3 --repeats=1 --warmup_steps=1   # a smoke run on a CPU
 
     from benchmarks import presets, report
@@ -60,7 +60,7 @@ def preset_config(name, config, batch_size=None, jit_compile=None):
     if not os.path.isfile(path):
         raise UserError(f"--presets: no flag file {path}: name a file such as p100.flags")
     flag_values = flags.FlagValues()
-    cgan.core.config.define_flags(flag_values)
+    cgan.core.config.TrainConfig.define_flags(flag_values)
     overrides = [f"--dataset={config.dataset}", f"--data_dir={config.data_dir}", f"--manual_dir={config.manual_dir}"]
     overrides += [f"--batch_size={batch_size}"] * (batch_size is not None)
     overrides += [f"--jit_compile={jit_compile}"] * (jit_compile is not None)
@@ -68,7 +68,7 @@ def preset_config(name, config, batch_size=None, jit_compile=None):
         flag_values(["benchmarks", f"--flagfile={path}", *overrides])
     except flags.Error as e:
         raise UserError(f"--presets: {path} is not a trainer flag file ({e}): fix the file or name another") from None
-    return cgan.core.config.from_flags(flag_values)
+    return cgan.core.config.TrainConfig.from_flags(flag_values)
 
 
 def _rate(samples, batch_size):

@@ -206,7 +206,7 @@ def _evaluate(run, step_number):
     from cgan.evaluation import evaluate
     started = time.perf_counter()
     values = run.evaluator.evaluate(run.train_step.sampling_generator, run.config.latent_dim)
-    evaluate.write_scalars(run.writer, values, step_number)
+    evaluate.write_metrics(run.writer, values, step_number)
     shown = "  ".join(f"{k} {values[k]:.4g}" for k in ("gan_test", "classifier_fd", "classifier_fd_ratio",
                                                         "classifier_coverage_class_min",
                                                         "structure_diversity_ratio_class_min",

@@ -13,7 +13,7 @@ from cgan.core.errors import UserError
 
 def _flag_values(argv):
     values = flags.FlagValues()
-    config_lib.define_flags(values)
+    config_lib.TrainConfig.define_flags(values)
     values(["trainer.py", *argv])
     return values
 
@@ -34,14 +34,14 @@ def test_flags_make_the_config_later_flags_win(tmp_path):
     flagfile = tmp_path / "preset.flags"
     flagfile.write_text("--workdir=runs/x\n--batch_size=32\n--loss=hinge\n--balanced\n")
     values = _flag_values([f"--flagfile={flagfile}", "--batch_size=8"])
-    config = config_lib.from_flags(values)
+    config = config_lib.TrainConfig.from_flags(values)
     assert (config.workdir, config.batch_size, config.loss, config.balanced) == ("runs/x", 8, "hinge", True)
 
 
 def test_nested_flagfile_overrides_only_what_differs(tmp_path):
     (tmp_path / "base.flags").write_text("--workdir=runs/base\n--batch_size=32\n--mode_seeking=0.25\n")
     (tmp_path / "child.flags").write_text(f"--flagfile={tmp_path / 'base.flags'}\n--workdir=runs/child\n")
-    config = config_lib.from_flags(_flag_values([f"--flagfile={tmp_path / 'child.flags'}"]))
+    config = config_lib.TrainConfig.from_flags(_flag_values([f"--flagfile={tmp_path / 'child.flags'}"]))
     assert (config.workdir, config.batch_size, config.mode_seeking) == ("runs/child", 32, 0.25)
 
 

@@ -20,6 +20,8 @@ import tensorflow_datasets as tfds
 
 from cgan.inputs import datasets
 from cgan.core.errors import UserError
+from conftest import run_script
+import data.isic_skin_cancer as isic
 from data.isic_skin_cancer import CLASS_NAMES
 
 KAGGLE_FOLDER = "Skin cancer ISIC The International Skin Imaging Collaboration"
@@ -287,6 +289,49 @@ def test_missing_or_empty_manual_dir(tmp_path):
     assert "empty" in _prepare_error(tmp_path, tmp_path / "empty")
     # No manual_dir at all: TFDS's default (data_dir/downloads/manual) is missing.
     assert "--manual_dir" in _prepare_error(tmp_path, None)
+
+
+def test_builder_errors_are_one_line_and_reach_the_trainer_unchanged(tmp_path):
+    """The builder raises its own DatasetError; cgan.inputs.datasets passes the message on as a UserError."""
+    write_kaggle_tree(tmp_path / "two" / "a")
+    write_kaggle_tree(tmp_path / "two" / "b")
+    (tmp_path / "empty").mkdir()
+    cases = [("real_64", tmp_path / "nowhere", "does not exist"), ("real_64", tmp_path / "empty", "empty"),
+             ("real_64", "", "--manual_dir"), ("folders_64", "", "--manual_dir"),
+             ("real_64", tmp_path / "two", "several folders")]
+    for config, manual_dir, words in cases:
+        data_dir = str(tmp_path / "tfds" / config)
+        with pytest.raises(isic.DatasetError) as raised:
+            isic.prepare(config, data_dir=data_dir, manual_dir=str(manual_dir))
+        message = str(raised.value)
+        assert words in message and "\n" not in message, message
+        with pytest.raises(UserError) as user_error:
+            datasets.prepare(f"isic_skin_cancer/{config}", data_dir=data_dir, manual_dir=str(manual_dir))
+        assert str(user_error.value) == message
+    with pytest.raises(isic.DatasetError, match="unknown --config=real_32: valid configs are real_64, .*folders_256"):
+        isic.make_builder("real_32")
+    assert isic.CONFIG_NAMES[0] == "real_64" and isic.make_builder("synthetic_64").builder_config.name == "synthetic_64"
+
+
+# Imports the dataset package and its command line, runs the command on a missing manual_dir, then
+# lists every cgan module loaded: data/ must work without the trainer's package.
+_IMPORTS_OF_THE_DATA_PACKAGE = """
+import sys
+import data.isic_skin_cancer
+from data.isic_skin_cancer import __main__ as command
+from absl import flags
+flags.FLAGS(["build", "--config=real_64", f"--manual_dir={sys.argv[1]}", f"--data_dir={sys.argv[2]}"])
+try:
+    command.main(["build"])
+except SystemExit as exit:
+    assert exit.code == 2, exit.code
+print(sorted(name for name in sys.modules if name == "cgan" or name.startswith("cgan.")))
+"""
+
+
+def test_data_package_imports_nothing_from_cgan(tmp_path):
+    output = run_script(_IMPORTS_OF_THE_DATA_PACKAGE, tmp_path / "nowhere", tmp_path / "tfds")
+    assert output.splitlines()[-1] == "[]", output  # TFDS's progress lines come first
 
 
 def test_real_128_shape(tmp_path):

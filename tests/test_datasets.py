@@ -8,6 +8,7 @@ import pytest
 
 from cgan.inputs import datasets
 from cgan.core.errors import UserError
+import data.isic_skin_cancer as isic
 from tests.test_dataset_builder import _examples, _noise_image, _prepare_error, _save
 from tests.test_input_stream import prepare_sharded
 
@@ -48,6 +49,9 @@ def test_folders_config_discovers_and_restores_class_names(tmp_path):
         _save(other / split / "cats" / "0.jpg", _noise_image(rng, 20, 30))
     with pytest.raises(UserError, match="separate --data_dir"):
         datasets.get_builder("isic_skin_cancer/folders_64", data_dir=data_dir, manual_dir=str(other))
+    with pytest.raises(isic.DatasetError, match="separate --data_dir"):  # the builder's own check
+        isic.make_builder("folders_64", data_dir=data_dir, manual_dir=str(other))
+    assert isic.make_builder("folders_64", data_dir=data_dir, manual_dir=str(source)).is_prepared()
 
 
 def test_folders_config_without_manual_dir_or_data(tmp_path):

@@ -6,17 +6,16 @@ import os
 import numpy as np
 import pytest
 
-from cgan.evaluation import downstream
+from cgan.evaluation import downstream, tool
 
 from cgan.run import run_source
-from cgan.evaluation.downstream import DownstreamSettings
 from cgan.core.errors import UserError
 from conftest import IMBALANCED_CLASSES as CLASSES
 from conftest import IMBALANCED_TEST_COUNTS as TEST_COUNTS
 from conftest import IMBALANCED_TRAIN_COUNTS as TRAIN_COUNTS
 from conftest import error_lines, make_imbalanced_run, read_scalars, run_python
 
-QUICK = dict(seeds=2, epochs=1, batch_size=8, flips="none")
+QUICK = dict(seeds=2, epochs=1, batch_size=8, classifier_flips="none")
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +54,15 @@ def test_compare_states_mean_std_delta_and_the_spread_rule():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"seeds": 0}, "--seeds=0 must be positive"),
-    ({"epochs": -1}, "--epochs=-1 must be positive"),
-    ({"classifier": "ResNet5O"}, "--downstream_classifier=ResNet5O is neither small_cnn"),
-    ({"classifier": "applications"}, "is neither small_cnn"),
+    ({"seeds": 0}, "--seeds=0 is out of range"),
+    ({"epochs": -1}, "--epochs=-1 is out of range"),
+    ({"downstream_classifier": "ResNet5O"}, "--downstream_classifier=ResNet5O is neither small_cnn"),
+    ({"downstream_classifier": "applications"}, "is neither small_cnn"),
     ({"truncation": 99.0}, "--truncation=99 is out of range"),
 ])
 def test_bad_settings_are_one_line_user_errors(kwargs, message):
     with pytest.raises(UserError, match=message) as error:
-        DownstreamSettings(**kwargs)
+        downstream.Settings(**kwargs)
     assert "\n" not in str(error.value)
 
 
@@ -74,7 +73,7 @@ def test_application_names_are_the_keras_models():
 
 def test_report_end_to_end_on_a_tiny_imbalanced_dataset(run):
     workdir = run[0]
-    report, path = downstream.measure(workdir, DownstreamSettings(**QUICK))
+    report, path = tool.measure_workdir(downstream, workdir, downstream.Settings(**QUICK))
     assert path == os.path.join(workdir, "eval", "downstream_step_000005.json")
     assert json.load(open(path)) == json.loads(json.dumps(report))
     largest = max(TRAIN_COUNTS)
@@ -91,7 +90,7 @@ def test_report_end_to_end_on_a_tiny_imbalanced_dataset(run):
             assert row[arm]["mean"] == pytest.approx(np.mean(row[arm]["values"]))
         assert row["delta"] == pytest.approx(row["real+synthetic"]["mean"] - row["real"]["mean"])
         assert row["beyond_spread"] == (abs(row["delta"]) > 2 * row["pooled_std"])
-    lines = downstream.table_lines(report)
+    lines = downstream.summary_lines(report)
     assert any(line.startswith("balanced_accuracy") for line in lines) and lines[-1].startswith("beyond spread:")
     assert sum(line.startswith("recall/") for line in lines) == len(CLASSES)
     scalars = read_scalars(os.path.join(workdir, "eval"))
@@ -102,9 +101,9 @@ def test_report_end_to_end_on_a_tiny_imbalanced_dataset(run):
 
 def test_a_missing_workdir_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="is not a directory"):
-        downstream.measure(str(tmp_path / "missing"), DownstreamSettings(**QUICK))
-    with pytest.raises(UserError, match="no model file"):
-        downstream.measure(str(tmp_path), DownstreamSettings(**QUICK))
+        tool.measure_workdir(downstream, str(tmp_path / "missing"), downstream.Settings(**QUICK))
+    with pytest.raises(UserError, match="no generator.keras"):
+        tool.measure_workdir(downstream, str(tmp_path), downstream.Settings(**QUICK))
     assert os.listdir(tmp_path) == []
 
 
@@ -112,7 +111,7 @@ def test_a_missing_workdir_is_a_user_error(tmp_path):
 def test_a_keras_application_trains_from_scratch(run):
     source = run_source.load_workdir(run[0])
     predictions = downstream.train_and_predict(source.train, source.test[0], len(CLASSES),
-                                               DownstreamSettings(classifier="MobileNetV3Small", **QUICK), seed=0)
+                                               downstream.Settings(downstream_classifier="MobileNetV3Small", **QUICK), seed=0)
     assert predictions.shape == (sum(TEST_COUNTS),) and set(predictions) <= {0, 1, 2}
 
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from cgan.evaluation import evaluate, report as evaluation_report
+from cgan.evaluation import evaluate, report as evaluation_report, tool
 
 from cgan.inputs import datasets, input_pipeline
 
@@ -400,8 +400,8 @@ def test_evaluate_a_run_writes_a_comparable_report_and_scalars(evaluator, tmp_pa
     """The command's path: cache next to the dataset (filled by the evaluator fixture), JSON, TensorBoard."""
     workdir = tmp_path / "run"
     make_run(workdir, class_names, "isic_skin_cancer/folders_64", folders_data_dir, folders, step=7)
-    report, path = evaluate.evaluate(str(workdir), num_per_class=3, seed=5, inception_weights="none",
-                                     classifier_settings=QUICK)
+    report, path = tool.measure_workdir(evaluate, str(workdir), evaluate.Settings(num_per_class=3, seed=5, inception_weights="none"),
+                                        classifier_settings=QUICK)
     assert path == str(workdir / "eval" / "report_step_000007.json")
     saved = json.load(open(path))
     assert saved["step"] == 7 and saved["dataset"] == "isic_skin_cancer/folders_64/1.0.0"
@@ -426,9 +426,9 @@ def test_evaluate_a_run_writes_a_comparable_report_and_scalars(evaluator, tmp_pa
 
 def test_evaluate_explains_bad_input(tmp_path, builder, class_names):
     with pytest.raises(UserError, match="is not a directory"):
-        evaluate.evaluate(str(tmp_path / "missing"))
+        tool.measure_workdir(evaluate, str(tmp_path / "missing"), evaluate.Settings())
     with pytest.raises(UserError, match="no generator.keras"):
-        evaluate.evaluate(str(tmp_path))
+        tool.measure_workdir(evaluate, str(tmp_path), evaluate.Settings())
     with pytest.raises(UserError, match="num_per_class=1"):
         evaluate.Evaluator(builder, class_names, 64, num_per_class=1)
     with pytest.raises(UserError, match="not those of"):

@@ -23,6 +23,13 @@ def test_image_grid_layout():
     assert grid[2, 0, 0] == 0 and grid[0, 2, 0] == 0  # padding
 
 
+def test_image_grid_without_rows_is_the_most_square_layout_padded_with_black():
+    tiles = np.full((5, 2, 2, 3), 200, np.uint8)
+    grid = images.image_grid(tiles, padding=1)                   # 3 columns, 2 rows, the last tile black
+    assert grid.shape == (2 * 3 - 1, 3 * 3 - 1, 3)
+    assert grid[3:5, 6:8].max() == 0 and grid[3:5, 3:5].min() == 200
+
+
 def test_write_png_round_trip(tmp_path):
     picture = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     path = tmp_path / "sub" / "x.png"

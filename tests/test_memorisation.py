@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from cgan.evaluation import memorisation
+from cgan.evaluation import memorisation, tool
 
 from cgan.model import sampling
 
@@ -83,7 +83,7 @@ def test_nearest_matches_brute_force():
 def test_a_generator_that_returns_training_images_is_flagged(splits):
     train, test = splits["train"], splits["test"]
     generated, labels = generate_from(PoolGenerator(*train), per_class=40)
-    result = memorisation.measure(generated, labels, train, test, CLASSES, projection_features)
+    result = memorisation.compare(generated, labels, train, test, CLASSES, projection_features)
     for space in memorisation.SPACES:
         overall = result.report[space]["overall"]
         assert overall["share_below"] == 1.0 and overall["flagged"] and overall["expected_share"] == 0.05
@@ -97,7 +97,7 @@ def test_a_generator_that_returns_training_images_is_flagged(splits):
 def test_a_generator_that_returns_held_out_images_passes(splits):
     train, test = splits["train"], splits["test"]
     generated, labels = generate_from(PoolGenerator(*splits["held_out"]))
-    result = memorisation.measure(generated, labels, train, test, CLASSES, projection_features)
+    result = memorisation.compare(generated, labels, train, test, CLASSES, projection_features)
     for space in memorisation.SPACES:
         overall = result.report[space]["overall"]
         assert overall["share_below"] < 0.1 and overall["flagged"] is False
@@ -109,7 +109,7 @@ def test_a_generator_that_returns_held_out_images_passes(splits):
 def test_thresholds_are_the_percentile_of_each_class(splits):
     train, test = splits["train"], splits["test"]
     generated, labels = generate_from(PoolGenerator(*splits["held_out"]), per_class=5)
-    result = memorisation.measure(generated, labels, train, test, CLASSES, projection_features, percentile=20)
+    result = memorisation.compare(generated, labels, train, test, CLASSES, projection_features, percentile=20)
     test_distances, _ = memorisation.nearest(memorisation.pixel_vectors(test[0]), memorisation.pixel_vectors(train[0]))
     scale = 255.0 / np.sqrt(16 * 16 * 3)
     expected = np.percentile(test_distances[test[1] == 2], 20) * scale
@@ -120,14 +120,14 @@ def test_thresholds_are_the_percentile_of_each_class(splits):
 @pytest.mark.parametrize("percentile", [0, 100, -5])
 def test_a_percentile_outside_0_100_is_a_user_error(splits, percentile):
     with pytest.raises(UserError, match=f"--percentile={percentile:g} is out of range"):
-        memorisation.measure(splits["test"][0], splits["test"][1], splits["train"], splits["test"], CLASSES,
+        memorisation.compare(splits["test"][0], splits["test"][1], splits["train"], splits["test"], CLASSES,
                              projection_features, percentile=percentile)
 
 
 def test_pairs_picture_puts_each_generated_image_beside_its_training_image(splits):
     train = splits["train"]
     generated, labels = generate_from(PoolGenerator(*train), per_class=3)
-    result = memorisation.measure(generated, labels, train, splits["test"], CLASSES, projection_features)
+    result = memorisation.compare(generated, labels, train, splits["test"], CLASSES, projection_features)
     pairs = memorisation.closest_pairs(result, "pixels", count=5)
     assert len(pairs) == 5 and [d for *_, d in pairs] == sorted(d for *_, d in pairs)
     picture = memorisation.pairs_picture(pairs, generated, labels, train[0], CLASSES, columns=4)
@@ -154,7 +154,7 @@ def cache_dir(tmp_path_factory):
 def test_check_flags_a_copying_generator_in_the_classifier_space(run, cache_dir):
     source = run_source.load_workdir(run[0])
     copying = dataclasses.replace(source, generator=PoolGenerator(*source.train))
-    result, generated, labels, seeds = memorisation.check(copying, num_per_class=4, classifier_settings=QUICK,
+    result, generated, labels, seeds = memorisation.check(copying, memorisation.Settings(num_per_class=4), QUICK,
                                                           cache_dir=cache_dir)
     assert generated.shape == (12, 64, 64, 3) and [s.start for s in seeds] == [0, 4, 8]
     for space in memorisation.SPACES:
@@ -164,8 +164,8 @@ def test_check_flags_a_copying_generator_in_the_classifier_space(run, cache_dir)
 
 def test_measure_run_writes_the_report_the_pictures_and_scalars(run, cache_dir):
     workdir = run[0]
-    report, path = memorisation.measure_run(workdir, num_per_class=3, classifier_settings=QUICK,
-                                            cache_dir=cache_dir)
+    report, path = tool.measure_workdir(memorisation, workdir, memorisation.Settings(num_per_class=3),
+                                        classifier_settings=QUICK, cache_dir=cache_dir)
     assert path == os.path.join(workdir, "eval", "memorisation_step_000005.json")
     saved = json.load(open(path))
     assert saved["num_per_class"] == 3 and saved["percentile"] == 5.0 and "rule of thumb" in saved["rule"]
@@ -184,15 +184,15 @@ def test_measure_run_writes_the_report_the_pictures_and_scalars(run, cache_dir):
 
 
 def test_bad_values_and_paths_are_user_errors_that_touch_nothing(run, tmp_path):
-    for kwargs, message in [({"num_per_class": 0}, "--num_per_class=0 must be positive"),
-                            ({"percentile": 100}, "--percentile=100 is out of range"),
+    for kwargs, message in [({"num_per_class": 0}, "--num_per_class=0 is out of range"),
+                            ({"percentile": 101.0}, "--percentile=101 is out of range"),
                             ({"truncation": 0.01}, "--truncation=0.01 is out of range")]:
         with pytest.raises(UserError, match=message):
-            memorisation.measure_run(str(tmp_path), **kwargs)
+            memorisation.Settings(**kwargs)
     with pytest.raises(UserError, match="is not a directory"):
-        memorisation.measure_run(str(tmp_path / "missing"))
-    with pytest.raises(UserError, match="no model file"):
-        memorisation.measure_run(str(tmp_path))
+        tool.measure_workdir(memorisation, str(tmp_path / "missing"), memorisation.Settings())
+    with pytest.raises(UserError, match="no generator.keras"):
+        tool.measure_workdir(memorisation, str(tmp_path), memorisation.Settings())
     assert os.listdir(tmp_path) == []
 
 
@@ -203,7 +203,7 @@ def test_cli_reports_and_refuses_bad_flags_in_one_line(run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "features  overall" in result.stdout and os.path.isfile(tmp_path / "m_closest_pixels.png")
     for args, message in [([], "--workdir is required"),
-                          ([f"--workdir={run[0]}", "--percentile=100"], "--percentile=100 is out of range"),
+                          ([f"--workdir={run[0]}", "--percentile=101"], "--percentile=101 is out of range"),
                           ([f"--workdir={tmp_path / 'missing'}"], "is not a directory")]:
         result = run_python("-m", "cgan.memorisation", *args)
         lines = error_lines(result, "memorisation")

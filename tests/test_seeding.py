@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from cgan.core import images, seeding
 
-from cgan.evaluation import downstream, evaluate, memorisation
+from cgan.evaluation import downstream, evaluate, memorisation, tool
 
 from cgan.model import model_files, sampling
 
@@ -108,8 +108,8 @@ def test_evaluate_reports_the_same_from_a_fresh_and_a_warm_cache(fresh_run, tmp_
     reports = []
     for moved in (1, 2):
         move_global_random_state(moved)
-        report, _ = evaluate.evaluate(workdir, num_per_class=4, inception_weights="none",
-                                      json_path=str(tmp_path / f"report{moved}.json"), classifier_settings=QUICK)
+        report, _ = tool.measure_workdir(evaluate, workdir, evaluate.Settings(num_per_class=4, inception_weights="none"),
+                                         str(tmp_path / f"report{moved}.json"), classifier_settings=QUICK)
         reports.append(report)
     assert not reports[0]["classifier"]["cached"] and reports[1]["classifier"]["cached"]
     assert _without_run_dependent(reports[0]) == _without_run_dependent(reports[1])
@@ -120,8 +120,8 @@ def test_memorisation_reports_the_same_from_a_fresh_and_a_warm_cache(fresh_run, 
     reports = []
     for moved in (1, 2):
         move_global_random_state(moved)
-        report, _ = memorisation.measure_run(workdir, num_per_class=4, json_path=str(tmp_path / f"m{moved}.json"),
-                                             classifier_settings=QUICK)
+        report, _ = tool.measure_workdir(memorisation, workdir, memorisation.Settings(num_per_class=4),
+                                         str(tmp_path / f"m{moved}.json"), classifier_settings=QUICK)
         # The first call trains and caches the classifier; the second loads it.
         assert os.path.isfile(os.path.join(report["classifier"]["cache_dir"], classifier.INFO_FILE))
         reports.append(report)
@@ -130,11 +130,11 @@ def test_memorisation_reports_the_same_from_a_fresh_and_a_warm_cache(fresh_run, 
 
 def test_downstream_reports_the_same_on_every_call(fresh_run, tmp_path):
     workdir = fresh_run[0]
-    settings = downstream.DownstreamSettings(seeds=1, epochs=1, batch_size=8, flips="horizontal")
+    settings = downstream.Settings(seeds=1, epochs=1, batch_size=8, classifier_flips="horizontal")
     reports = []
     for moved in (1, 2):
         move_global_random_state(moved)
-        reports.append(downstream.measure(workdir, settings, json_path=str(tmp_path / f"d{moved}.json"))[0])
+        reports.append(tool.measure_workdir(downstream, workdir, settings, str(tmp_path / f"d{moved}.json"))[0])
     assert _without_run_dependent(reports[0]) == _without_run_dependent(reports[1])
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from cgan.inputs import datasets
+import data.isic_skin_cancer as isic
 from data.isic_skin_cancer import CLASS_NAMES, synthetic
 
 # The Kaggle download's images per class, in CLASS_NAMES order.
@@ -101,7 +101,7 @@ def test_classes_are_distinct_to_a_nearest_centroid_classifier():
 
 @pytest.mark.slow
 def test_synthetic_64_build(tmp_path):
-    builder = datasets.prepare("isic_skin_cancer/synthetic_64", data_dir=str(tmp_path))
+    builder = isic.prepare("synthetic_64", data_dir=str(tmp_path))
     assert builder.info.metadata["skipped_files"] == []
     for split, counts in (("train", KAGGLE_TRAIN), ("test", KAGGLE_TEST)):
         examples = list(tfds.as_numpy(builder.as_dataset(split=split)))

@@ -35,7 +35,6 @@ import pathlib
 import shutil
 import sys
 
-from absl import app, flags
 import numpy as np
 
 try:
@@ -46,14 +45,10 @@ except ImportError:  # reported, with the fix, by check_packages before any imag
 # Run as `python tools/make_devsets.py`, the repository root is not on sys.path; cgan is imported from it.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cgan.core.errors import UserError  # noqa: E402  (after the path set-up above)
+from cgan.core import cli, options  # noqa: E402  (after the path set-up above)
+from cgan.core.errors import UserError  # noqa: E402
 
-flags.DEFINE_string("out", None, "Parent folder of the sets; each is written to <out>/<set>.")
-flags.DEFINE_list("sets", "digits,photos", "Sets to write: any of digits, photos, faces.")
-flags.DEFINE_integer("max_per_class", None, "At most this many images per class and split (small test "
-                     "versions); default: all.", lower_bound=1)
-flags.DEFINE_bool("overwrite", False, "Replace <out>/<set> when it already holds a set written by this script.")
-FLAGS = flags.FLAGS
+
 
 SEED = 20240607
 TEST_FRACTION = 0.15
@@ -145,6 +140,18 @@ SET_PACKAGES = {
 SETS = tuple(SET_PACKAGES)
 # faces is left out unless asked for: its source states no licence (see tools/DEVSETS.md).
 DEFAULT_SETS = ("digits", "photos")
+
+
+@dataclasses.dataclass(frozen=True)
+class DevsetOptions(options.Options):
+    out: str = options.option("", "Parent folder of the sets; each is written to <out>/<set>.",
+                              required="pass --out=<folder for the sets>")
+    sets: tuple[str, ...] = options.option(DEFAULT_SETS, "Sets to write.", choices=SETS,
+                                           nonempty=True)
+    max_per_class: int | None = options.option(None, "At most this many images per class and split (small test "
+                                               "versions); default: all.", lower=1)
+    overwrite: bool = options.option(False, "Replace <out>/<set> when it already holds a set written by this "
+                                     "script.")
 
 
 def check_packages(sets) -> None:
@@ -443,18 +450,10 @@ def _print_counts(counts) -> None:
         print(f"  {'total':<22} train {sum(splits['train'].values()):4d}  test {sum(splits['test'].values()):4d}")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
-    try:
-        if not FLAGS.out:
-            raise UserError("--out is required: pass --out=<folder for the sets>")
-        counts = build(FLAGS.out, sets=FLAGS.sets, max_per_class=FLAGS.max_per_class, overwrite=FLAGS.overwrite)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+def main(opts):
+    counts = build(opts.out, sets=opts.sets, max_per_class=opts.max_per_class, overwrite=opts.overwrite)
     _print_counts(counts)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run("make_devsets.py", (DevsetOptions,), main)

@@ -5,8 +5,8 @@
     same = TrainConfig.from_json("runs/demo/config.json")
 
     # trainer.py: the absl flags are generated from the fields, never declared by hand.
-    config.define_flags(flags.FLAGS)
-    run_config = config.from_flags(flags.FLAGS)
+    TrainConfig.define_flags(flags.FLAGS)
+    run_config = TrainConfig.from_flags(flags.FLAGS)
 
 Each field is declared with `option(default, help, ...)`: the help text, the choices or bounds, and
 whether the value fixes the model's shape (`fixes_model`: a workdir's checkpoints only resume under
@@ -20,8 +20,9 @@ Functions in `cgan/` take a TrainConfig, never absl FLAGS. Defaults are the base
 import dataclasses
 import json
 
-from cgan.core import files
+from cgan.core import files, options
 from cgan.core.errors import UserError
+from cgan.core.options import option
 
 # Choices shared by the config and the modules that implement them.
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")   # cgan.training.precision
@@ -40,33 +41,17 @@ DATASET_SOURCES = ("real", "synthetic", "folders")
 DATASET_RESOLUTIONS = (64, 128, 256)
 
 
-def option(default, help, choices=None, lower=None, upper=None, fixes_model=False, adds_state=False):
-    """A config field: its default and what the generated flag says and accepts.
-
-    Args:
-        default: the value when the flag is not given (its type is the field's type).
-        help: the flag's help text, with units; no measured figures (they go stale).
-        choices: the allowed values of a str option.
-        lower, upper: inclusive bounds of a number.
-        fixes_model: the value fixes the networks' shape or the labels' meaning.
-        adds_state: a non-zero value adds variables to the checkpoint.
-    """
-    metadata = {"help": help, "choices": choices, "lower": lower, "upper": upper,
-                "fixes_model": fixes_model, "adds_state": adds_state}
-    return dataclasses.field(default=default, metadata=metadata)
-
-
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(options.Options):
     # Where.
-    workdir: str = option("", "Run directory: checkpoints, TensorBoard events, samples, exports. Required.")
+    workdir: str = options.workdir()
     dataset: str = option(f"{DATASET_BUILDER}/synthetic_64",
                           f"{DATASET_BUILDER}/<config>: synthetic_64|128|256 (embedded, no download), "
                           "real_64|128|256 (the ISIC folders in --manual_dir), folders_64|128|256 (any "
                           "Train/ and Test/ class folders in --manual_dir). The number is the resolution.",
                           fixes_model=True)
-    data_dir: str = option("", "TFDS data directory for the prepared dataset; empty = ~/tensorflow_datasets.")
-    manual_dir: str = option("", "Folder with the Train/ and Test/ class folders (real_* and folders_* datasets).")
+    data_dir: str = options.data_dir()
+    manual_dir: str = options.manual_dir()
     input: str = option("auto", "Training input: memory (decode the whole train split into memory once), stream (read "
                         "and decode each batch's images from disk; the first use writes an ArrayRecord copy of the "
                         "prepared dataset beside its TFRecord files) or auto (memory unless the decoded split is "
@@ -84,8 +69,7 @@ class TrainConfig:
     beta_2: float = option(0.999, "Adam beta_2 of both networks.", lower=0.0, upper=1.0)
     precision: str = option("auto", "Numeric precision; auto = the fastest safe choice for the device.",
                             choices=PRECISIONS)
-    seed: int = option(0, "Random seed of the weights, the data order, the noise and the augmentations.",
-                       lower=0)
+    seed: int = options.run_seed()
     # Losses and regularisers (all off in the baseline).
     loss: str = option("bce", "GAN loss: bce (the baseline: D binary cross-entropy, G non-saturating) or hinge.",
                        choices=LOSSES)
@@ -148,9 +132,8 @@ class TrainConfig:
     eval_every: int = option(0, "Steps between quality evaluations (cgan.evaluation.evaluate: GAN-test, classifier FD and "
                              "recall per class; CAS only in python -m cgan.evaluate), logged to TensorBoard "
                              "under eval/; 0 = never.", lower=0)
-    eval_num_per_class: int = option(50, "Generated images per class in each evaluation.", lower=2)
-    inception_weights: str = option("imagenet", "Inception-v3 weights for FID/KID in evaluations: imagenet "
-                                    "(downloaded when possible), none, or the path of a local no-top weights file.")
+    eval_num_per_class: int = options.num_per_class("Generated images per class in each evaluation.")
+    inception_weights: str = options.inception_weights()
     steps_per_call: int = option(20, "Steps per compiled call; also bounds how soon a stop signal is honoured.",
                                  lower=1)
     # Devices.
@@ -163,8 +146,7 @@ class TrainConfig:
                               "a GPU is visible, off on CPUs).", choices=JIT_COMPILES)
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            _check_field(field, getattr(self, field.name))
+        super().__post_init__()
         _check_dataset(self.dataset)
         unknown = sorted(set(self.augmentations) - set(AUGMENTATIONS))
         if unknown:
@@ -201,9 +183,6 @@ class TrainConfig:
         """The --augment policy as a tuple of names, in the order given."""
         return tuple(name.strip() for name in self.augment.split(",") if name.strip())
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
     def to_json(self, path, **extra):
         """Writes the config, plus any resolved values in `extra`, as indented JSON (atomically)."""
         files.atomic_write_bytes(path, self.json_text(**extra).encode())
@@ -213,39 +192,10 @@ class TrainConfig:
         return json.dumps({**self.to_dict(), **extra}, indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, values):
-        """A config from a dict that may hold other keys (resolved values, options of other versions)."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    @classmethod
     def from_json(cls, path):
         """Reads a config written by `to_json`, ignoring the resolved extras."""
         with open(path) as f:
             return cls.from_dict(json.load(f))
-
-
-def _kind(value):
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[type(value)]
-
-
-def _check_field(field, value):
-    """One-line UserError when `value` is not what `field` accepts."""
-    meta, default = field.metadata, field.default
-    expected = type(default)
-    if expected is float and type(value) is int:
-        value = float(value)
-    if type(value) is not expected:
-        raise UserError(f"--{field.name}={value!r} is not {_kind(default)}: pass e.g. --{field.name}={default}")
-    if meta["choices"] and value not in meta["choices"]:
-        raise UserError(f"--{field.name}={value} is not a choice: use one of {', '.join(meta['choices'])}")
-    lower, upper = meta["lower"], meta["upper"]
-    if (lower is not None and value < lower) or (upper is not None and value > upper):
-        bounds = (f"from {lower} to {upper}" if lower is not None and upper is not None
-                  else f"≥ {lower}" if lower is not None else f"≤ {upper}")
-        raise UserError(f"--{field.name}={value} is out of range: use a value {bounds}")
-    if field.name == "workdir" and not value:
-        raise UserError("--workdir is required: pass the run directory, e.g. --workdir=runs/my_run")
 
 
 def dataset_config_names():
@@ -267,51 +217,9 @@ def _check_dataset(dataset):
 
 def model_fields():
     """Names of the fields that fix the model (a workdir resumes only under the same values)."""
-    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["fixes_model"])
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("fixes_model"))
 
 
 def state_fields():
     """Names of the options whose non-zero value adds variables to the checkpoint."""
-    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["adds_state"])
-
-
-# Flags: generated from the fields, so each option's type, default, help and limits are stated once.
-
-def _help(field):
-    meta, text = field.metadata, field.metadata["help"]
-    if meta["choices"]:
-        text += f" One of: {', '.join(meta['choices'])}."
-    if meta["lower"] is not None or meta["upper"] is not None:
-        low = "" if meta["lower"] is None else f"{meta['lower']} ≤ "
-        high = "" if meta["upper"] is None else f" ≤ {meta['upper']}"
-        text += f" Range: {low}value{high}."
-    return text
-
-
-def define_flags(flag_values, module_name=None):
-    """Defines one absl flag per TrainConfig field in `flag_values` (e.g. absl.flags.FLAGS).
-
-    `module_name` is the module the flags are listed under in --help (the entry point's, so that
-    `--helpshort` shows them); None = this module.
-
-    Values are checked when the config is made (`from_flags`), not by absl, so every bad value gets
-    the same one-line error whether it came from a flag, a flag file or JSON.
-    """
-    from absl import flags
-    define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
-              str: flags.DEFINE_string}
-    for field in dataclasses.fields(TrainConfig):
-        default = None if field.name == "workdir" else field.default
-        define[type(field.default)](field.name, default, _help(field), flag_values=flag_values,
-                                    module_name=module_name)
-
-
-def from_flags(flag_values):
-    """The TrainConfig of parsed flags defined by `define_flags`.
-
-    Raises:
-        UserError: a value the option does not accept, or a missing --workdir.
-    """
-    values = {field.name: flag_values[field.name].value for field in dataclasses.fields(TrainConfig)}
-    values["workdir"] = values["workdir"] or ""
-    return TrainConfig(**values)
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("adds_state"))

@@ -9,25 +9,19 @@
         write_report()
     files.remove_stale_temporaries("runs/demo")   # once the workdir's lock is held
 
-Every file is written to a sibling temporary named `.tmp<pid>_<name>` (the suffix is kept: Keras
-insists on `.keras`) and renamed over the target, so a reader sees the old file or the new one, never
-half of one. A write that fails leaves the old file and no temporary. A process killed between the
-two (kill -9, out of memory, power) leaves the temporary behind; `remove_stale_temporaries` deletes
-those whose writer is no longer running, together with the temporaries TensorFlow's checkpoint writer
-leaves in the same situation.
+Every file is written to a sibling temporary `.tmp<pid>_<name>` (the suffix is kept: Keras insists on
+`.keras`) and renamed over the target: a reader sees the old file or the new one, never half of one; a
+failed write leaves the old file and no temporary. A process killed in between leaves the temporary;
+`remove_stale_temporaries` deletes those of writers no longer running, and TensorFlow's checkpoint
+temporaries left the same way.
 
-Storage faults. A write that fails because of the storage — full (ENOSPC), over quota (EDQUOT), a
-file-size limit (EFBIG), no permission (EACCES, EPERM), read-only (EROFS), a failing device (EIO) —
-is the user's to fix, not a bug: `writing(path)` and the atomic writers turn it (as an OSError, or as
-the TensorFlow error whose message carries the same system text) into a `StorageError`, a UserError
-of one line naming the path, the cause, the free space on that filesystem and the fix. Any other
-error passes through unchanged, with its traceback. `storage_error` builds the same message for a
-caller that knows every error of its write is a storage failure (cgan.run.checkpoints).
-
-Summaries. TensorFlow's summary writer (2.21) reports no failed write: with the disk full, a
-file-size limit reached or its folder deleted, `tf.summary.*`, `flush()` and `close()` all return
-normally and the events are lost. Wrapping them in `writing(summary_dir)` is harmless but catches
-nothing; a full disk is reported by the next checkpoint, grid or export, whose writers do raise.
+A write that fails because of the storage (ENOSPC, EDQUOT, EFBIG, EACCES, EPERM, EROFS, EIO) is the
+user's to fix, not a bug: `writing(path)` and the atomic writers turn it (an OSError, or the TensorFlow
+error carrying the same system text) into a `StorageError`, a one-line UserError naming the path, the
+cause, the filesystem's free space and the fix; other errors keep their traceback. `storage_error`
+builds the message for a caller whose every error is a storage failure (cgan.run.checkpoints).
+TensorFlow's summary writer (2.21) reports no failed write (`tf.summary.*`, `flush()` and `close()`
+return normally and the events are lost), so a full disk shows at the next checkpoint, grid or export.
 """
 
 import contextlib

@@ -5,6 +5,8 @@
     images.write_png("runs/demo/samples/step_003000.png", grid)
 """
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -17,12 +19,13 @@ def to_uint8(images):
     return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def image_grid(images, rows, padding=2):
-    """Tiles images row by row (the first B/rows images form row 0).
+def image_grid(images, rows=None, padding=2):
+    """The one way pictures are tiled: row by row (the first B/rows images form row 0).
 
     Args:
-        images: [B, H, W, C] uint8, B divisible by rows.
-        rows: number of rows.
+        images: [B, H, W, C] uint8.
+        rows: number of rows, B divisible by it; None = the most square layout (ceil(sqrt(B)) columns),
+            the last row padded with black.
         padding: pixels of black between tiles.
 
     Returns:
@@ -30,9 +33,13 @@ def image_grid(images, rows, padding=2):
     """
     images = np.asarray(images)
     count, height, width, channels = images.shape
-    if count % rows:
+    if rows is None:
+        cols = math.ceil(math.sqrt(count))
+        rows = math.ceil(count / cols)
+        images = np.concatenate([images, np.zeros((rows * cols - count, height, width, channels), images.dtype)])
+    elif count % rows:
         raise ValueError(f"{count} images do not fill {rows} rows")
-    cols = count // rows
+    cols = len(images) // rows
     grid = np.zeros((rows * (height + padding) - padding, cols * (width + padding) - padding, channels),
                     dtype=images.dtype)
     for i, image in enumerate(images):

@@ -1,41 +1,23 @@
 """Does a classifier do better with the generated images? Measured on the real test split, over seeds.
 
     python -m cgan.downstream --workdir=runs/demo            # report: runs/demo/eval/downstream_step_003000.json
-    python -m cgan.downstream --workdir=runs/demo --seeds=5 --epochs=30 --json=downstream.json
     python -m cgan.downstream --workdir=runs/demo --downstream_classifier=EfficientNetB0   # for a GPU
 
-    report = downstream.run(source, DownstreamSettings(seeds=3))     # source: run_source.load_source
-    print("\\n".join(downstream.table_lines(report)))
+    report = downstream.measure(source, downstream.Settings(seeds=3))   # source: run_source.load_source
 
-Two training sets, each used to train a fresh classifier once per classifier seed (0, 1, ...):
-- "real": the real train split alone, with its class imbalance;
-- "real+synthetic": the same images plus generated ones that fill every class up to the largest
-  class's count (exactly the images of `sample.py --export_dir=OUT --top_up_to=max --seed=--seed`).
-Both are tested on the real test split. Per run: balanced accuracy (the mean of the per-class
-recalls, so every class counts the same whatever its size), macro-F1 (the mean of the per-class F1
-scores) and each class's recall. The report gives each metric's mean ± standard deviation over the
-seeds for both sets, the difference of the means Δ = real+synthetic − real, and whether
-|Δ| > 2 × the pooled standard deviation √((s²_real + s²_real+synthetic) / 2): a rule of thumb that
-says the difference is larger than the seed-to-seed spread, not a significance test. The seeds vary
-the classifier's initialisation, shuffling, dropout and flips; the generated images are the same in
-every run. A test split of a few images per class moves per-class recalls in large steps.
+Two training sets, each training a fresh classifier once per classifier seed (0, 1, ...): "real" (the
+real train split, imbalanced) and "real+synthetic" (plus the generated images that fill every class
+up to the largest: those of `sample.py --export_dir=OUT --top_up_to=max --seed=SEED`). Per run:
+balanced accuracy, macro-F1 and each class's recall on the real test split. The report gives each
+metric's mean ± standard deviation over seeds, Δ = real+synthetic − real, and whether |Δ| > 2 × the
+pooled standard deviation: a rule of thumb, not a significance test. The seeds vary the classifier
+only; the generated images are the same in every run.
 
-Classifiers:
-- "small_cnn" (default): the network and training recipe of the evaluation classifier
-  (`cgan.evaluation.metrics.classifier.build_classifier` / `train_classifier`: four stride-2 convolutions,
-  Adam, random flips), trained from scratch at 64×64 whatever the resolution. Why: it needs no
-  download, it is small enough to be trained 2 × seeds times on a 2-core CPU (a pretrained-size
-  network is not), and with the evaluation's own recipe the "real" arm at seed 0 is the classifier
-  whose test accuracy `cgan.evaluation.evaluate` reports, so the two commands' numbers can be read together.
-- any `keras.applications` model by name (MobileNetV3Small, EfficientNetB0, ResNet50, ...): weights
-  None (trained from scratch: nothing is downloaded), the application's own `preprocess_input`,
-  the images resized (bilinear) to the smallest input it accepts when the dataset's are smaller,
-  random flips, global average pooling, dropout and a dense layer of class logits; trained by the same
-  `train_classifier` (optimiser, batch size, epochs, shuffling). Meant for machines with a GPU.
-
-Outputs: the JSON report (default <workdir>/eval/downstream_step_<step>.json), one table on stdout,
-and TensorBoard scalars under downstream/ in <workdir>/eval (downstream/real/balanced_accuracy,
-downstream/real+synthetic/macro_f1, downstream/delta/recall/melanoma, ...) with the table as text.
+Classifiers: "small_cnn" (default) is the evaluation classifier's network and recipe
+(cgan.evaluation.metrics.classifier), small enough for 2 × seeds trainings on a CPU, and its "real" arm
+at seed 0 is the classifier whose accuracy cgan.evaluate reports. Any keras.applications model by
+name is trained from scratch (nothing is downloaded) with its own preprocess_input, meant for a GPU.
+Outputs: the JSON report, a table, TensorBoard scalars downstream/<arm>/<metric> and downstream/delta/.
 """
 
 import dataclasses
@@ -50,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cgan.core import cli, seeding
+from cgan.core import options, seeding
 
 from cgan.model import sampling
 
@@ -58,9 +40,9 @@ from cgan.run import run_source
 
 from cgan.share import dataset_export
 from cgan.core.errors import UserError
-from cgan.core.files import atomic_write_json
 from cgan.evaluation.metrics import classifier as classifier_lib
 
+PROGRAM = "downstream"
 REPORT_NAME = "downstream"       # eval/downstream_step_<step>.json
 SUMMARY_DIR = "downstream"       # TensorBoard scalars, in the workdir's eval/
 DEFAULT_CLASSIFIER = "small_cnn"
@@ -73,37 +55,28 @@ _SUMMARY_METRICS = ("balanced_accuracy", "macro_f1", "accuracy")
 
 
 @dataclasses.dataclass(frozen=True)
-class DownstreamSettings:
-    """How the classifiers are trained; checked once here.
-
-    Attributes:
-        seeds: classifier seeds per training set (0 … seeds−1); ≥ 2 gives a spread.
-        epochs: passes over each training set.
-        classifier: "small_cnn" or the name of a keras.applications model.
-        seed: first generator seed of the generated images.
-        truncation: truncation threshold of the generated images, or None.
-        batch_size: images per optimiser step.
-        learning_rate: Adam's.
-    """
-
-    seeds: int = 3
-    epochs: int = classifier_lib.ClassifierSettings().epochs
-    classifier: str = DEFAULT_CLASSIFIER
-    seed: int = 0
-    truncation: float | None = None
-    batch_size: int = classifier_lib.ClassifierSettings().batch_size
-    learning_rate: float = classifier_lib.ClassifierSettings().learning_rate
-    flips: str = "auto"   # the small CNN's flips; auto: chosen on the real train split (resolve_flips)
+class Settings(options.Options):
+    """How the classifiers are trained and which generated images top the classes up; checked once here."""
+    seeds: int = options.option(3, "Classifier seeds per training set (0, 1, ...); 2 or more give a spread.", lower=1)
+    epochs: int = options.option(classifier_lib.ClassifierSettings().epochs, "Epochs of each classifier's training.",
+                                 lower=1)
+    downstream_classifier: str = options.option(
+        DEFAULT_CLASSIFIER, f"{DEFAULT_CLASSIFIER} (the evaluation classifier's network, for CPUs) or a "
+        "keras.applications model name such as MobileNetV3Small, EfficientNetB0 or ResNet50 (trained from "
+        "scratch; meant for a GPU).")
+    seed: int = options.image_seed("the top-up's images take the seeds sample.py --export_dir --top_up_to=max "
+                                   "--seed gives them.")
+    truncation: float | None = options.truncation()
+    batch_size: int = options.option(classifier_lib.ClassifierSettings().batch_size,
+                                     "Images per optimiser step of each classifier.", lower=1)
+    learning_rate: float = options.option(classifier_lib.ClassifierSettings().learning_rate,
+                                          "Adam learning rate of each classifier.", lower=0.0)
+    classifier_flips: str = options.classifier_flips()
 
     def __post_init__(self):
-        for name in ("seeds", "epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise UserError(f"--{name}={getattr(self, name)} must be positive")
-        if self.seed < 0:
-            raise UserError(f"--seed={self.seed} must be 0 or more")
-        if self.classifier != DEFAULT_CLASSIFIER:
-            application(self.classifier)  # raises for an unknown name
-        object.__setattr__(self, "truncation", sampling.check_truncation(self.truncation))
+        super().__post_init__()
+        if self.downstream_classifier != DEFAULT_CLASSIFIER:
+            application(self.downstream_classifier)  # raises for an unknown name
 
 
 def application_names():
@@ -172,7 +145,7 @@ def train_and_predict(train, test_images, num_classes, settings, seed):
         train: (images [N, R, R, 3] uint8, labels [N] int).
         test_images: [M, R, R, 3] uint8.
         num_classes: K.
-        settings: DownstreamSettings.
+        settings: Settings.
         seed: the classifier seed.
 
     Returns:
@@ -180,10 +153,10 @@ def train_and_predict(train, test_images, num_classes, settings, seed):
     """
     train_images, train_labels = train
     recipe = classifier_lib.ClassifierSettings(epochs=settings.epochs, batch_size=settings.batch_size,
-                                               learning_rate=settings.learning_rate, seed=seed, flips=settings.flips)
+                                               learning_rate=settings.learning_rate, seed=seed, flips=settings.classifier_flips)
     model = None  # train_classifier builds the small CNN
-    if settings.classifier != DEFAULT_CLASSIFIER:
-        model = application_classifier(settings.classifier, train_images.shape[1], num_classes, seed)
+    if settings.downstream_classifier != DEFAULT_CLASSIFIER:
+        model = application_classifier(settings.downstream_classifier, train_images.shape[1], num_classes, seed)
     model = classifier_lib.train_classifier(train_images, train_labels, num_classes, recipe, model=model)
     return classifier_lib.Classifier(model, {}).predict(test_images)
 
@@ -246,12 +219,12 @@ def compare(runs_real, runs_augmented):
     return summary
 
 
-def run(source, settings):
+def measure(source, settings, report_path=None):
     """Trains the classifiers of both training sets and compares them on the real test split.
 
     Args:
         source: run_source.Source (the generator and its real data).
-        settings: DownstreamSettings.
+        settings: Settings.
 
     Returns:
         the report dict (see the module docstring); "metrics" holds compare()'s result.
@@ -260,12 +233,12 @@ def run(source, settings):
     names = source.class_names
     generated, generated_labels, seeds = dataset_export.generate_top_up(source, settings.seed, settings.truncation)
     real_images, real_labels = source.train
-    if settings.classifier == DEFAULT_CLASSIFIER and settings.flips == "auto":
+    if settings.downstream_classifier == DEFAULT_CLASSIFIER and settings.classifier_flips == "auto":
         recipe = classifier_lib.ClassifierSettings(epochs=settings.epochs, batch_size=settings.batch_size,
                                                    learning_rate=settings.learning_rate)
         flips = classifier_lib.resolve_flips(recipe, real_images, real_labels, len(names),
                                              os.path.join(source.builder.data_dir, classifier_lib.CACHE_DIR)).flips
-        settings = dataclasses.replace(settings, flips=flips)
+        settings = dataclasses.replace(settings, classifier_flips=flips)
     training_sets = {
         ARMS[0]: (real_images, real_labels),
         ARMS[1]: (np.concatenate([real_images, generated]), np.concatenate([real_labels, generated_labels])),
@@ -274,7 +247,7 @@ def run(source, settings):
     runs = {arm: [] for arm in ARMS}
     for seed in range(settings.seeds):
         for arm, training_set in training_sets.items():
-            logging.info("Downstream classifier %s, seed %d, on %s (%d images)", settings.classifier, seed, arm,
+            logging.info("Downstream classifier %s, seed %d, on %s (%d images)", settings.downstream_classifier, seed, arm,
                          len(training_set[0]))
             predictions = train_and_predict(training_set, test_images, len(names), settings, seed)
             runs[arm].append(classification_metrics(test_labels, predictions, names))
@@ -284,8 +257,8 @@ def run(source, settings):
         "step": source.step,
         "dataset": source.dataset,
         "class_names": list(names),
-        "classifier": {"name": settings.classifier, "epochs": settings.epochs, "batch_size": settings.batch_size,
-                       "flips": settings.flips,
+        "classifier": {"name": settings.downstream_classifier, "epochs": settings.epochs, "batch_size": settings.batch_size,
+                       "flips": settings.classifier_flips,
                        "learning_rate": settings.learning_rate, "seeds": list(range(settings.seeds)),
                        "weights": "none (trained from scratch)"},
         "training_sets": {
@@ -303,7 +276,7 @@ def run(source, settings):
     }
 
 
-def table_lines(report):
+def summary_lines(report):
     """The report as a table: one row per metric, mean ± std of both sets, Δ and the spread rule."""
     metrics = report["metrics"]
     sizes = {arm: sum(report["training_sets"][arm].values()) for arm in ARMS}
@@ -323,60 +296,11 @@ def table_lines(report):
     return lines
 
 
-def write_summaries(report, log_dir):
+def write_scalars(writer, report):
     """TensorBoard: downstream/<arm>/<metric> means, downstream/delta/<metric>, and the table as text."""
-    writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default(step=report["step"]):
         for name, row in report["metrics"].items():
             for arm in ARMS:
                 tf.summary.scalar(f"{SUMMARY_DIR}/{arm}/{name}", row[arm]["mean"])
             tf.summary.scalar(f"{SUMMARY_DIR}/delta/{name}", row["delta"])
-        tf.summary.text(f"{SUMMARY_DIR}/table", "```\n" + "\n".join(table_lines(report)) + "\n```")
-    writer.flush()
-
-
-def measure(workdir, settings, json_path=None):
-    """Runs the comparison for a run directory and writes the report.
-
-    Args:
-        workdir: run directory of trainer.py (generator.keras, config.json).
-        settings: DownstreamSettings.
-        json_path: report path; None = <workdir>/eval/downstream_step_<step>.json.
-
-    Returns:
-        (report, path of the JSON written).
-
-    Raises:
-        UserError: missing workdir or model, dataset that cannot be found.
-    """
-    report = run(run_source.load_workdir(workdir), settings)
-    json_path = run_source.report_path(workdir, REPORT_NAME, report["step"], json_path)
-    atomic_write_json(json_path, report)
-    write_summaries(report, run_source.eval_dir(workdir))
-    return report, json_path
-
-
-def _define_flags():
-    from absl import flags
-    flags.DEFINE_integer("seeds", DownstreamSettings.seeds, "Classifier seeds per training set (0, 1, ...).")
-    flags.DEFINE_integer("epochs", DownstreamSettings.epochs, "Epochs of each classifier's training.")
-    flags.DEFINE_string("downstream_classifier", DEFAULT_CLASSIFIER,
-                        f"'{DEFAULT_CLASSIFIER}' (the evaluation classifier's network, for CPUs) or a "
-                        f"keras.applications model name such as MobileNetV3Small, EfficientNetB0 or ResNet50 "
-                        f"(trained from scratch; meant for a GPU).")
-    flags.DEFINE_integer("seed", 0, "First seed of the generated images (as sample.py --export_dir --seed).")
-    flags.DEFINE_float("truncation", None, "Truncation threshold of the generated images, as in sample.py.")
-    classifier_lib.define_flips_flag()
-
-
-def _main(flag_values):
-    settings = DownstreamSettings(seeds=flag_values.seeds, epochs=flag_values.epochs,
-                                  classifier=flag_values.downstream_classifier, seed=flag_values.seed,
-                                  truncation=flag_values.truncation, flips=flag_values.classifier_flips)
-    report, path = measure(flag_values.workdir, settings, flag_values.json)
-    return table_lines(report) + [f"Report: {path}  TensorBoard: {run_source.eval_dir(flag_values.workdir)}"]
-
-
-def main():
-    """The `python -m cgan.downstream` command line."""
-    cli.run("downstream", REPORT_NAME, _define_flags, _main)
+        tf.summary.text(f"{SUMMARY_DIR}/table", "```\n" + "\n".join(summary_lines(report)) + "\n```")

@@ -1,69 +1,28 @@
 """Evaluates a generator against the real images: classifier metrics offline, FID/KID with Inception.
 
     python -m cgan.evaluate --workdir=runs/demo          # report: runs/demo/eval/report_step_003000.json
-    python -m cgan.evaluate --workdir=runs/demo --num_per_class=200 --seed=0 \\
-        --inception_weights=~/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 --json=report.json
 
-    # In a training loop (set up once, then every few thousand steps):
-    evaluator = evaluate.Evaluator(builder, class_names, resolution=64, num_per_class=100, seed=0,
-                                   inception_weights="imagenet", train_cas=False)
-    metrics = evaluator.evaluate(generator, latent_dim)  # {"gan_test": 0.93, "classifier_fd": 3.1, ...}
-    evaluate.write_scalars(writer, metrics, step)         # TensorBoard: eval/gan_test, eval/fid/melanoma, ...
+    evaluator = evaluate.Evaluator(builder, class_names, resolution=64, num_per_class=100)  # once
+    metrics = evaluator.evaluate(generator, latent_dim)  # {"gan_test": ..., "classifier_fd": ..., ...}
+    evaluate.write_metrics(writer, metrics, step)         # TensorBoard: eval/gan_test, eval/fid/melanoma, ...
 
-What is generated: image i of class c comes from seed `seed + c * SEED_STRIDE + i`
-(`sampling.generate(generator, c, [that seed])`, the image `sample.py --label=c
---seed=<seed + c * SEED_STRIDE>` writes as its image i), so no noise vector serves two classes, and
-the same seeds are used at every evaluation, so numbers compare across steps. Why a stride, where
-an export (cgan.share.dataset_export.allocate_seeds) hands out one run of consecutive seeds: with a stride,
-a class's image i does not depend on how many images the classes before it get (num_per_class, the
-train split's class counts, the held-out sets' sizes), so two evaluations with other counts still
-measure the same first images of every class. Each class gets as many images as its largest use
-needs (generated_counts); every metric takes the FIRST images of a class:
-- GAN-test: images 0 … n−1 of every class (n = num_per_class).
-- CAS: images 0 … N_c−1 of class c, N_c being its count in the real train split, so the generated
-  training set has the real one's class counts.
-- distances: images 0 … |H1 ∩ c|−1 of class c (cgan.evaluation.metrics.cross_fit: sized and class-mixed like
-  the real set H1 their floor is measured with).
+Seeds: image i of class c comes from seed `seed + c * SEED_STRIDE + i`, so no noise vector serves two
+classes and a class's image i does not depend on how many images other classes get; every metric
+takes the FIRST images of a class (GAN-test: num_per_class; CAS: the class's count in the real train
+split; distances: the class's count in the held-out half they compare with).
 
-Metrics (keys of the returned dict; "/<class name>" for per-class values; cgan.evaluation.metrics.cas and
-cgan.evaluation.metrics.cross_fit define them):
-- classifier_test_accuracy: the classifier trained on the whole real train split (cached next to
-  the dataset), on the real test split.
-- gan_test: that classifier's accuracy on generated images (GAN-test, Shmelkov et al. 2018); overall
-  = mean over classes. gan_test_ratio = gan_test / classifier_test_accuracy.
-- cas (with train_cas): a classifier of the same architecture and recipe trained on generated images
-  only, scored on the real test split (CAS, Ravuri & Vinyals 2019). cas_ratio = cas /
-  classifier_test_accuracy.
-- assigned_elsewhere/<class>: the share of a class's GAN-test images the classifier assigns to another class.
-- structure_diversity/<class>, structure_diversity_real/<class>, structure_diversity_ratio/<class>: the
-  within-class diversity of the GAN-test images and of the class's real train images in a space where a
-  global change of colour, brightness or contrast counts as nothing (cgan.evaluation.metrics.structure), and
-  generated / real.
-- classifier_fd, classifier_kid, classifier_precision, classifier_recall, classifier_density,
-  classifier_coverage: Fréchet distance, KID, k-NN precision/recall (k = 3) and density/coverage
-  (k = 5, Naeem et al. 2020) in the 128-D features of two cross-fitted classifiers, each against
-  the half of the real train split it never saw; each with `_floor`, the same metric between two
-  disjoint real sets at the same sizes against the same reference, and classifier_fd_ratio =
-  classifier_fd / classifier_fd_floor.
-- Per-class summaries (recall or coverage near 0 = every image of a class looks alike):
-  classifier_{recall,coverage}_class_mean, _floor_class_mean and _class_min,
-  classifier_fd_ratio_class_max, structure_diversity_ratio_class_mean and _class_min,
-  assigned_elsewhere_class_max.
-- fid, kid, inception_precision, inception_recall (each with `_floor`, and fid_ratio): the same on
-  Inception-v3 pool features (cgan.evaluation.metrics.inception), when its weights are available; otherwise absent,
-  and the report says why. These use Keras' ImageNet weights and resize: compare them with this tool's
-  reports only, never with published FIDs.
-FD values depend on the sample counts (biased up for small sets), hence the floors at equal counts.
-A metric needing more samples than a set has (precision/recall needs 4, coverage 6) is left out for that set.
-The report also names the worst classes: the lowest classifier_recall, classifier_coverage and
-structure_diversity_ratio, the highest classifier_fd_ratio and assigned_elsewhere
-(cgan.evaluation.report reads reports: the worst class, the per-class summaries, the text).
-
-Costs: the real-trained classifier and the two half classifiers are trained once per dataset and
-cached; CAS trains one classifier per evaluation (train_cas=False skips it, e.g. during training).
+Metrics (keys; "/<class>" for per-class values): classifier_test_accuracy, gan_test(_ratio) (GAN-test,
+Shmelkov et al. 2018), cas(_ratio) (Ravuri & Vinyals 2019), assigned_elsewhere, structure_diversity
+(_real, _ratio; metrics/structure.py), and in two cross-fitted classifier spaces (metrics/cross_fit.py)
+classifier_{fd,kid,precision,recall,density,coverage}, each with `_floor` (the same between two
+disjoint real sets at equal sizes), plus per-class summaries (_class_mean, _class_min, _class_max).
+fid, kid, inception_{precision,recall} use Keras' ImageNet Inception-v3 when its weights are there:
+compare them with this tool's reports only. A metric needing more samples than a set has is left out
+for it. BUILD_NOTES.md ("Evaluation") gives the reasons; cgan.evaluation.report reads the reports.
 """
 
 import collections
+import dataclasses
 import io
 import math
 import os
@@ -74,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cgan.core import cli
+from cgan.core import options
 
 from cgan.inputs import datasets, input_pipeline
 
@@ -88,9 +47,9 @@ from cgan.evaluation.metrics import cas as cas_lib
 from cgan.evaluation.metrics import classifier as classifier_lib
 from cgan.evaluation.metrics import cross_fit, inception, kid, precision_recall, structure
 
-DEFAULT_NUM_PER_CLASS = 100
 SEED_STRIDE = 1_000_000   # seeds of class c start at seed + c * SEED_STRIDE: no class reuses another's
 SEED_MAX = 2**31 - 1      # the largest seed sample.py and the web API take
+PROGRAM = "evaluate"      # python -m cgan.evaluate
 REPORT_NAME = "report"    # eval/report_step_<step>.json
 INCEPTION_CACHE_DIR = "inception_features"
 FID_NOTE = ("FID/KID here use Keras' ImageNet InceptionV3 weights and a bilinear resize to 299x299, not the "
@@ -112,8 +71,8 @@ class Evaluator:
     often as needed: the same seeds every time, so values compare across steps.
     """
 
-    def __init__(self, builder, class_names, resolution, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0,
-                 inception_weights=inception.IMAGENET, classifier_settings=classifier_lib.ClassifierSettings(),
+    def __init__(self, builder, class_names, resolution, num_per_class=options.NUM_PER_CLASS, seed=0,
+                 inception_weights=options.INCEPTION_IMAGENET, classifier_settings=classifier_lib.ClassifierSettings(),
                  cache_dir=None, train_cas=True, num_splits=cross_fit.NUM_SPLITS, splits=None):
         """
         Args:
@@ -407,7 +366,7 @@ def _with_classes(name, overall, per_class):
     return {name: overall, **{f"{name}/{class_name}": value for class_name, value in per_class.items()}}
 
 
-def write_scalars(writer, values, step):
+def write_metrics(writer, values, step):
     """Writes metrics as TensorBoard scalars named eval/<name> (eval/cas, eval/fid/melanoma, ...).
 
     Args:
@@ -422,61 +381,38 @@ def write_scalars(writer, values, step):
     writer.flush()
 
 
-def evaluate(workdir, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, inception_weights=inception.IMAGENET,
-             json_path=None, train_cas=True, classifier_settings=classifier_lib.ClassifierSettings()):
-    """Evaluates a run's exported generator on the run's dataset; writes a JSON report and scalars.
+@dataclasses.dataclass(frozen=True)
+class Settings(options.Options):
+    """What `python -m cgan.evaluate` generates and with which feature models."""
+    num_per_class: int = options.num_per_class("Generated images per class for GAN-test (CAS and the distances "
+                                               "take as many as they need).")
+    seed: int = options.image_seed(f"image i of class c takes seed + c × {SEED_STRIDE:,} + i.")
+    inception_weights: str = options.inception_weights()
+    classifier_flips: str = options.classifier_flips()
+
+
+def measure(source, settings, report_path=None, train_cas=True, classifier_settings=None):
+    """The evaluation report of a loaded run (run_source.Source); see the module docstring.
 
     Args:
-        workdir: run directory with generator.keras, generator.json and config.json.
-        num_per_class: generated images per class.
-        seed: first generator seed.
-        inception_weights: "imagenet", "none" or a weights file.
-        json_path: where to write the report; None = <workdir>/eval/report_step_<step>.json.
+        source: run_source.Source.
+        settings: Settings.
+        report_path: unused (the report has no side files).
         train_cas: whether to train the CAS classifier (Evaluator).
-        classifier_settings: the classifiers' recipe (Evaluator).
-
-    Returns:
-        (report dict, path of the JSON written).
-
-    Raises:
-        UserError: missing workdir, model or config; dataset that does not match; bad flag values.
+        classifier_settings: the classifiers' recipe; None = the default with settings' flips.
     """
-    # A run that has not exported yet gets this line rather than load_source's "no model file".
-    if os.path.isdir(workdir) and not os.path.isfile(os.path.join(workdir, model_files.GENERATOR_FILE)):
-        raise UserError(f"no {model_files.GENERATOR_FILE} in {workdir}: trainer.py exports it at every checkpoint "
-                        f"(--checkpoint_every); evaluate once the run has saved one")
-    source = run_source.load_workdir(workdir)
-    evaluator = Evaluator(source.builder, source.class_names, source.resolution, num_per_class=num_per_class,
-                          seed=seed, inception_weights=inception_weights, classifier_settings=classifier_settings,
+    classifier_settings = classifier_settings or classifier_lib.ClassifierSettings(flips=settings.classifier_flips)
+    evaluator = Evaluator(source.builder, source.class_names, source.resolution,
+                          num_per_class=settings.num_per_class, seed=settings.seed,
+                          inception_weights=settings.inception_weights,
+                          classifier_settings=classifier_settings,
                           train_cas=train_cas, splits=(source.train, source.test))
     report = evaluator.report(source.generator, source.latent_dim, step=source.step)
     report["generator"] = source.model_path
-    json_path = run_source.report_path(workdir, REPORT_NAME, source.step, json_path)
-    atomic_write_json(json_path, report)
-    write_scalars(tf.summary.create_file_writer(run_source.eval_dir(workdir)), report["metrics"], source.step)
-    return report, json_path
+    return report
 
 
-def _define_flags():
-    from absl import flags
-    flags.DEFINE_integer("num_per_class", DEFAULT_NUM_PER_CLASS,
-                         "Generated images per class for GAN-test (CAS and the distances take as many as "
-                         "they need, see cgan.evaluation.evaluate).", lower_bound=2)
-    flags.DEFINE_integer("seed", 0, f"First seed; image i of class c uses seed + c * {SEED_STRIDE} + i.",
-                         lower_bound=0)
-    flags.DEFINE_string("inception_weights", inception.IMAGENET,
-                        "InceptionV3 weights for FID/KID: 'imagenet' (Keras cache or download), a local "
-                        "no-top weights file, or 'none' to skip them.")
-    classifier_lib.define_flips_flag()
+def write_scalars(writer, report):
+    """A report's metrics as TensorBoard scalars (write_metrics)."""
+    write_metrics(writer, report["metrics"], report["step"])
 
-
-def _main(flag_values):
-    settings = classifier_lib.ClassifierSettings(flips=flag_values.classifier_flips)
-    report, path = evaluate(flag_values.workdir, flag_values.num_per_class, flag_values.seed,
-                            flag_values.inception_weights, flag_values.json, classifier_settings=settings)
-    return summary_lines(report) + [f"Report: {path}  TensorBoard: {run_source.eval_dir(flag_values.workdir)}"]
-
-
-def main():
-    """The `python -m cgan.evaluate` command line."""
-    cli.run("evaluate", REPORT_NAME, _define_flags, _main)

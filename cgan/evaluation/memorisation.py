@@ -1,38 +1,23 @@
 """Has the generator memorised training images? Distances to the nearest training image, generated vs test.
 
     python -m cgan.memorisation --workdir=runs/demo     # eval/memorisation_step_003000.json and two PNGs
-    python -m cgan.memorisation --workdir=runs/demo --num_per_class=200 --percentile=5 --json=memo.json
 
-    result = memorisation.measure(generated, generated_labels, train, test, class_names, features)
+    result = memorisation.compare(generated, generated_labels, train, test, class_names, features)
     result.report["features"]["overall"]["share_below"]        # ~ percentile / 100 for a generator that does not copy
 
-The measure. A real test image is a picture of the same kind that the generator never saw; its
-distance to the nearest training image is what "new but typical" looks like. For each class c, the
-threshold is the `percentile`-th percentile (default 5th) of the test images' nearest-training-image
-distances in class c: 5 % of new real pictures of that class are closer to a training image than
-this. A generated image of class c below the threshold is "closer to a training image than almost
-every test image is". A generator that does not copy puts about 5 % of its images there; one that
-returns training images puts them at distance 0, all below. The report gives the share below, per
-class and overall, and flags a class (or the whole) when the share exceeds twice the expected one
-(FLAG_FACTOR × percentile / 100): a rule of thumb, not a test; with few test images per class the
-threshold itself is uncertain, so look at the pictures. The nearest training image is searched over
-the whole train split, whatever its class.
+A real test image is a picture of the same kind the generator never saw; its distance to the nearest
+training image is what "new but typical" looks like. Per class, the threshold is the `percentile`-th
+percentile of the test images' nearest-training distances; a generator that does not copy puts about
+that share of its images below it, one that returns training images puts them all there. A class (or
+the whole) is flagged when the share below exceeds FLAG_FACTOR × the expected one: a rule of thumb,
+not a test. The nearest training image is searched over the whole train split, whatever its class.
+Two spaces, each with its own thresholds: "features" (the evaluation classifier's 128-D features,
+where small shifts stay close) and "pixels" (RMS difference, 0–255, where exact copies are close).
 
-Two spaces, each with its own thresholds:
-- "features": Euclidean distance between the 128-D features of the evaluation classifier
-  (cgan.evaluation.metrics.classifier, trained on the real train split and cached next to the dataset, the one
-  `cgan.evaluation.evaluate` uses); near copies that differ by small shifts or noise stay close here;
-- "pixels": root-mean-square difference of the pixel values (0–255) at the dataset's resolution;
-  exact and near-exact copies are close here.
-
-Generated images: `num_per_class` per class, from the seeds `sample.py --export_dir=OUT
---per_class=num_per_class --seed=SEED` uses (consecutive, class 0's first), so the images checked
-are the ones such an export writes. Outputs: the JSON report (with, per space, the 16 closest pairs:
-class, seed, the training image's position in the prepared train split, distance), a PNG per space
-of those pairs (generated left, its nearest training image right, class and distance above) in
-<workdir>/eval, and TensorBoard scalars memorisation/<space>/share_below[/<class>]. These
-files show training images: they are for the people who may see the training data; the web page
-never serves them.
+The images checked are those `sample.py --export_dir=OUT --per_class=N --seed=SEED` writes. Outputs:
+the JSON report (with each space's 16 closest pairs), a PNG per space of those pairs in <workdir>/eval,
+and TensorBoard scalars memorisation/<space>/share_below[/<class>]. These files show training images:
+they are for the people who may see the training data; the web page never serves them.
 """
 
 import dataclasses
@@ -42,7 +27,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from cgan.core import cli, images
+from cgan.core import images, options
 
 from cgan.model import sampling
 
@@ -50,12 +35,11 @@ from cgan.run import run_source
 
 from cgan.share import dataset_export
 from cgan.core.errors import UserError
-from cgan.core.files import atomic_write_json
 from cgan.evaluation.metrics import classifier as classifier_lib
 
+PROGRAM = "memorisation"
 REPORT_NAME = "memorisation"   # eval/memorisation_step_<step>.json
 SUMMARY_DIR = "memorisation"
-DEFAULT_NUM_PER_CLASS = 100
 DEFAULT_PERCENTILE = 5.0
 FLAG_FACTOR = 2.0          # flagged when the share below the threshold exceeds FLAG_FACTOR × percentile / 100
 NUM_PAIRS = 16             # pairs in each picture
@@ -68,11 +52,6 @@ _CAPTION = 14              # pixels of caption above each pair
 def _check_percentile(percentile):
     if not 0 < percentile < 100:
         raise UserError(f"--percentile={percentile:g} is out of range: use a value between 0 and 100, e.g. 5")
-
-
-def _check_num_per_class(num_per_class):
-    if num_per_class < 1:
-        raise UserError(f"--num_per_class={num_per_class} must be positive: e.g. --num_per_class=100")
 
 
 def pixel_vectors(pictures):
@@ -150,7 +129,7 @@ def _space_report(generated_distances, generated_labels, test_distances, test_la
     return {"overall": overall, "per_class": per_class}
 
 
-def measure(generated, generated_labels, train, test, class_names, features, percentile=DEFAULT_PERCENTILE):
+def compare(generated, generated_labels, train, test, class_names, features, percentile=DEFAULT_PERCENTILE):
     """Nearest-training-image distances of generated and test images, and the share of copies-like images.
 
     Args:
@@ -229,69 +208,58 @@ def pairs_picture(pairs, generated, generated_labels, train_images, class_names,
     return np.asarray(canvas)
 
 
-def check(source, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, percentile=DEFAULT_PERCENTILE, truncation=None,
-          classifier_settings=classifier_lib.ClassifierSettings(), cache_dir=None):
-    """Generates num_per_class images per class and measures them against the run's real data.
+@dataclasses.dataclass(frozen=True)
+class Settings(options.Options):
+    """Which generated images are checked and where each class's threshold lies."""
+    num_per_class: int = options.num_per_class()
+    seed: int = options.image_seed("the images take the seeds sample.py --export_dir --per_class gives them.")
+    percentile: float = options.option(DEFAULT_PERCENTILE, "Percentile of the test images' nearest-training "
+                                       "distances that sets each class's threshold.", lower=0.0, upper=100.0)
+    truncation: float | None = options.truncation()
+    classifier_flips: str = options.classifier_flips()
+
+
+def check(source, settings, classifier_settings=None, cache_dir=None):
+    """Generates settings.num_per_class images per class and measures them against the run's real data.
 
     Args:
         source: run_source.Source.
-        num_per_class: generated images per class.
-        seed: first seed (as sample.py --export_dir --per_class --seed).
-        percentile: see measure.
-        truncation: None, or the truncation threshold.
-        classifier_settings: the evaluation classifier's settings (cgan.evaluation.metrics.classifier).
+        settings: Settings.
+        classifier_settings: the evaluation classifier's recipe; None = the default with settings' flips.
         cache_dir: the classifier's cache folder; None = next to the dataset.
 
     Returns:
         (Result, generated [G, R, R, 3] uint8, generated labels [G], seed ranges per class).
-
-    Raises:
-        UserError: num_per_class < 1, bad percentile or truncation.
     """
-    _check_num_per_class(num_per_class)
-    truncation = sampling.check_truncation(truncation)
     names = source.class_names
-    seeds = dataset_export.allocate_seeds([num_per_class] * len(names), seed)
-    generated, labels = run_source.generate_classes(source, seeds, truncation)
+    seeds = dataset_export.allocate_seeds([settings.num_per_class] * len(names), settings.seed)
+    generated, labels = run_source.generate_classes(source, seeds, settings.truncation)
+    classifier_settings = classifier_settings or classifier_lib.ClassifierSettings(flips=settings.classifier_flips)
     classifier = classifier_lib.load_or_train(source.builder, names, source.train, source.test, classifier_settings,
                                               cache_dir)
-    result = measure(generated, labels, source.train, source.test, names, classifier.features, percentile)
+    result = compare(generated, labels, source.train, source.test, names, classifier.features, settings.percentile)
     result.report["classifier"] = {"test_accuracy": classifier.info.get("test_accuracy"),
                                    "cache_dir": classifier.cache_dir,
                                    "features": f"'{classifier_lib.FEATURE_LAYER}' layer"}
     return result, generated, labels, seeds
 
 
-def measure_run(workdir, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, percentile=DEFAULT_PERCENTILE,
-                truncation=None, json_path=None, classifier_settings=classifier_lib.ClassifierSettings(),
-                cache_dir=None):
-    """Checks a run's exported generator; writes the report, the pair pictures and TensorBoard scalars.
+def measure(source, settings, report_path, classifier_settings=None, cache_dir=None):
+    """The memorisation report of a loaded run; writes the two closest-pairs pictures beside report_path.
 
     Args:
-        workdir: run directory of trainer.py.
-        num_per_class, seed, percentile, truncation, classifier_settings, cache_dir: see check.
-        json_path: report path; None = <workdir>/eval/memorisation_step_<step>.json (the PNGs go beside
-            it, named after it).
-
-    Returns:
-        (report dict, path of the JSON written).
-
-    Raises:
-        UserError: missing workdir or model, dataset that cannot be found, bad values.
+        source: run_source.Source.
+        settings: Settings.
+        report_path: the report's path; the PNGs are named after it.
+        classifier_settings, cache_dir: see check.
     """
-    _check_num_per_class(num_per_class)  # before anything is loaded
-    _check_percentile(percentile)
-    sampling.check_truncation(truncation)
-    source = run_source.load_workdir(workdir)
     start = time.perf_counter()
-    result, generated, labels, seeds = check(source, num_per_class, seed, percentile, truncation,
-                                             classifier_settings, cache_dir)
+    result, generated, labels, seeds = check(source, settings, classifier_settings, cache_dir)
     names = source.class_names
-    json_path = run_source.report_path(workdir, REPORT_NAME, source.step, json_path)
-    stem = os.path.splitext(json_path)[0]
+    stem = os.path.splitext(report_path)[0]
     first_seeds = np.concatenate([np.asarray(s) for s in seeds])                              # [G]
     report = {"generator": source.model_path, "step": source.step, "dataset": source.dataset,
-              "class_names": list(names), "num_per_class": num_per_class, "truncation": truncation,
+              "class_names": list(names), "num_per_class": settings.num_per_class, "truncation": settings.truncation,
               "seeds": {name: {"first": s.start, "count": len(s)} for name, s in zip(names, seeds)},
               "rule": (f"a class is flagged when more than {FLAG_FACTOR:g} x {result.report['percentile']:g} % of "
                        f"its generated images are closer to a training image than the "
@@ -307,14 +275,11 @@ def measure_run(workdir, num_per_class=DEFAULT_NUM_PER_CLASS, seed=0, percentile
             "pairs": [{"class": names[labels[g]], "seed": int(first_seeds[g]), "train_index": t, "distance": d}
                       for g, t, d in pairs]}
     report["seconds"] = round(time.perf_counter() - start, 1)
-    atomic_write_json(json_path, report)
-    write_summaries(report, run_source.eval_dir(workdir))
-    return report, json_path
+    return report
 
 
-def write_summaries(report, log_dir):
+def write_scalars(writer, report):
     """TensorBoard scalars memorisation/<space>/share_below and .../share_below/<class>."""
-    writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default(step=report["step"]):
         for space in SPACES:
             overall = report[space]["overall"]["share_below"]
@@ -322,7 +287,6 @@ def write_summaries(report, log_dir):
                 tf.summary.scalar(f"{SUMMARY_DIR}/{space}/share_below", overall)
             for name, values in report[space]["per_class"].items():
                 tf.summary.scalar(f"{SUMMARY_DIR}/{space}/share_below/{name}", values["share_below"])
-    writer.flush()
 
 
 def summary_lines(report):
@@ -340,28 +304,5 @@ def summary_lines(report):
                      f"{'  FLAGGED' if overall['flagged'] else ''}; flagged classes: "
                      f"{', '.join(flagged) or 'none'}; per class: {per_class}")
     lines.append(f"flag rule: {report['rule']}")
+    lines.append(f"Closest pairs: {report['closest']['pixels']['picture']}, {report['closest']['features']['picture']}")
     return lines
-
-
-def _define_flags():
-    from absl import flags
-    flags.DEFINE_integer("num_per_class", DEFAULT_NUM_PER_CLASS, "Generated images per class.")
-    flags.DEFINE_integer("seed", 0, "First seed (as sample.py --export_dir --per_class --seed).")
-    flags.DEFINE_float("percentile", DEFAULT_PERCENTILE,
-                       "Percentile of the test images' nearest-training distances that sets each class's "
-                       "threshold (0 to 100).")
-    flags.DEFINE_float("truncation", None, "Truncation threshold of the generated images, as in sample.py.")
-    classifier_lib.define_flips_flag()
-
-
-def _main(flag_values):
-    report, path = measure_run(flag_values.workdir, flag_values.num_per_class, flag_values.seed,
-                               flag_values.percentile, flag_values.truncation, flag_values.json,
-                               classifier_lib.ClassifierSettings(flips=flag_values.classifier_flips))
-    return summary_lines(report) + [f"Report: {path}  Closest pairs: {report['closest']['pixels']['picture']}, "
-                                    f"{report['closest']['features']['picture']}"]
-
-
-def main():
-    """The `python -m cgan.memorisation` command line."""
-    cli.run("memorisation", REPORT_NAME, _define_flags, _main)

@@ -6,44 +6,23 @@
     dataset = train.dataset(global_batch_size=16, seed=0, start_step=0,
                             balanced=False, mirror="none")          # every class equally often; symmetries
     for images, labels in dataset: ...                               # [16, R, R, 3] float32 in [-1, 1], [16] int32
-
-    # The in-memory input on its own:
-    images, labels = input_pipeline.load_split(builder, "train")    # [N, R, R, 3] uint8, [N] int32
+    images, labels = input_pipeline.load_split(builder, "train")    # in memory alone: [N, R, R, 3] uint8, [N] int32
     dataset = input_pipeline.train_dataset(images, labels, global_batch_size=16, seed=0)
 
-Two sources, one stream. `memory` decodes the split once into a uint8 array and each step gathers from
-it (ISIC at 64×64: 2,239 × 12 KiB = 27 MiB; at 256×256: 440 MiB). `stream` reads and decodes only
-each batch's examples, by index, from the dataset's ArrayRecord copy (cgan.inputs.input_stream; written
-beside the TFRecord files on first use), for splits larger than memory. `auto` streams when the
-decoded split (N · R · R · 3 bytes) exceeds `memory_budget_mib` MiB, so small datasets stay in memory
-exactly as before. Both sources index the split in the same stored order and share everything below,
-so they give the same batches, bitwise: a run may resume with the other one.
+Two sources, one stream: `memory` decodes the split once into a uint8 array; `stream` reads and decodes
+each batch's examples by index from the dataset's ArrayRecord copy (cgan.inputs.input_stream); `auto`
+streams when the decoded split (N · R · R · 3 bytes) exceeds `memory_budget_mib` MiB (2^20 bytes). Both
+index the split in the same stored order and share everything below: the same batches, bitwise.
 
-Why no shuffle buffer: the stream is a pure function of (seed, position). Example number p of the
-infinite stream is `permutation(seed, epoch = p // N)[p % N]`, a full reshuffle every epoch computed
-by `index_shuffle`. A run that resumes at step s starts the stream at position s · global_batch_size
-and sees exactly the batches an uninterrupted run would have seen, without storing any iterator state
-(a shuffle buffer in the checkpoint would cost up to the whole dataset per checkpoint).
-
-Class-balanced stream (`balanced=True`), for imbalanced splits such as ISIC's (462 training images
-of pigmented benign keratosis, 77 of seborrheic keratosis): every class is drawn equally often, still
-as a pure function of (seed, position). The stream is cut into rounds of C positions (C = classes
-present); round r = p // C holds every class once, in an order shuffled per round, so each
-position's class is uniform over classes and the counts are exactly equal every C positions. Within
-class c the stream walks per-class epochs: the r-th draw of class c is
-`permutation(seed, c, epoch = r // N_c)[r % N_c]` over its N_c examples, so every example of a class
-is seen once per pass over that class (sampling without replacement within a pass, not independent
-draws): a rare class repeats its examples more often, never some of them more than others. The
-streaming source needs every example's label for this: one pass over the split's records at start.
-
-Symmetries (`mirror`, as StyleGAN2-ADA's --mirror, for images with no up or left): each real image is
-shown as one of the square's symmetries, drawn uniformly for its position in the stream: 4 (identity,
-left-right and up-down flips, both) with "flip", all 8 (those, transposed: the 90° rotations too)
-with "flip_rot90". The draws of a global batch are a stateless uniform of (seed, its first position),
-so they too are a pure function of (seed, position) and resume exactly.
-
-Multi-worker: every worker builds the same global batches and keeps its own slice of each, so the
-data a step sees does not depend on how many workers share it; a streaming worker reads only its slice.
+No shuffle buffer: the stream is a pure function of (seed, position). Example p of the infinite stream
+is `permutation(seed, epoch = p // N)[p % N]` (`index_shuffle`), so a run resuming at step s starts at
+position s · global_batch_size and sees the batches an uninterrupted run would, with no iterator state
+in the checkpoint. `balanced=True`: round r = p // C (C = classes present) holds every class once in
+an order shuffled per round; the r-th draw of class c is `permutation(seed, c, epoch = r // N_c)[r % N_c]`,
+so a rare class repeats its examples more often, never some more than others (streaming reads every
+label once at start for this). `mirror` shows each real image as one of the square's 4 ("flip") or 8
+("flip_rot90") symmetries, a stateless draw of (seed, the batch's first position), so it resumes exactly.
+Multi-worker: every worker builds the same global batches and keeps its slice (streaming reads only that).
 """
 
 import numpy as np

@@ -10,23 +10,17 @@ self-attention, the projection discriminator's sum pooling and the class-signal 
     phi = layers.GlobalSumPooling2D()(x)        # [B, H, W, C] -> [B, C]
     y = layers.ClassStrength()(x)               # λ · x, λ a non-trainable float32 scalar (1 at first)
 
-Spectral normalisation (Miyato et al. 2018) divides a layer's kernel W, reshaped to a matrix
-[-1, last axis], by an estimate of its largest singular value σ(W). The estimate comes from one
-power iteration per training call on a stored unit vector u ([1, last axis], float32, not trainable):
-
-    v = normalize(u Wᵀ);  u = normalize(v W);  σ = v W uᵀ
-
-u and v are constants to the gradient, W itself stays the trainable parameter and is never
-overwritten, so the gradient flows through W / σ(W) as in the paper. Calls with training=False use
-the stored u without advancing it. keras.layers.SpectralNormalization differs on both counts: it
-assigns W / σ back into the trainable kernel during each training call (the gradient skips σ, and
-inference uses whatever the last optimizer step left, with σ ≠ 1) and, as a wrapper, it hides the
-wrapped Conv2D/Dense from model.layers. The Spectral* classes here are subclasses of the Keras layers
-they normalise, so isinstance checks and layer-shape arithmetic keep working.
+Spectral normalisation (Miyato et al. 2018) divides the kernel W, as a [-1, last axis] matrix, by σ(W)
+from one power iteration per training call on a stored unit vector u: v = normalize(u Wᵀ);
+u = normalize(v W); σ = v W uᵀ.
+u and v are constants to the gradient and W stays the trainable parameter, never overwritten, so the
+gradient flows through W / σ(W) as in the paper; training=False calls use the stored u as it is.
+keras.layers.SpectralNormalization instead writes W / σ back into the kernel (the gradient skips σ)
+and, as a wrapper, hides the wrapped layer from model.layers; the Spectral* classes here subclass the
+layers they normalise.
 
 Every layer computes in its dtype policy's compute dtype; the power iteration and the attention
-softmax run in float32. All are registered for `keras.models.load_model(..., safe_mode=True)` once
-this module has been imported (cgan.model.networks imports it).
+softmax run in float32. All are registered for `keras.models.load_model(..., safe_mode=True)`.
 """
 
 import keras

@@ -20,20 +20,20 @@ chosen per call, so truncation applies per class. t = None is plain N(0, 1), the
 untruncated sampling exactly, and so is t ≥ TRUNCATION_MAX (P(|z| > 10) ≈ 2e-23).
 """
 
-import math
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from cgan.core import images
+from cgan.core import options
 from cgan.core.errors import UserError
 
 _BATCH = 64  # images per generator call, bounding memory for large --num
 _REDRAW_BLOCK = 64  # candidate redraws per component drawn at once; part of the seed stream's definition
 
-TRUNCATION_MIN = 0.05  # below it redrawing takes long (P(|z| ≤ 0.05) = 4 %) and z is near 0 anyway
-TRUNCATION_MAX = 10.0
+# Below TRUNCATION_MIN redrawing takes long (P(|z| ≤ 0.05) = 4 %) and z is near 0 anyway.
+TRUNCATION_MIN, TRUNCATION_MAX = options.TRUNCATION_MIN, options.TRUNCATION_MAX
 GRID_COLUMNS = 8
 _GRID_NOISE_SEED = 1234
 
@@ -178,22 +178,6 @@ def file_names(label, class_name, seeds, truncation=None):
             f"{stem}_seeds{seeds[0]:04d}-{seeds[-1]:04d}{suffix}.png")
 
 
-def square_grid(pictures):
-    """Tiles images in the most square grid, row by row, the last row padded with black.
-
-    Args:
-        pictures: [B, R, R, 3] uint8.
-
-    Returns:
-        [rows·(R+2)-2, cols·(R+2)-2, 3] uint8 with cols = ceil(sqrt(B)), rows = ceil(B / cols).
-    """
-    columns = math.ceil(math.sqrt(len(pictures)))
-    rows = math.ceil(len(pictures) / columns)
-    padded = np.concatenate([pictures, np.zeros((rows * columns - len(pictures),) + pictures.shape[1:],
-                                                np.uint8)])
-    return images.image_grid(padded, rows=rows)
-
-
 def write_samples(generator, info, label, seeds, out_dir, truncation=None):
     """Writes one PNG per seed and a grid of all of them.
 
@@ -218,6 +202,6 @@ def write_samples(generator, info, label, seeds, out_dir, truncation=None):
         images.write_png(path, picture)
         paths.append(path)
     grid_path = os.path.join(out_dir, grid_name)
-    images.write_png(grid_path, square_grid(pictures))
+    images.write_png(grid_path, images.image_grid(pictures))
     paths.append(grid_path)
     return paths

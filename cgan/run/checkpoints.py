@@ -2,32 +2,27 @@
 
     store = checkpoints.CheckpointStore(checkpoint, "runs/demo/checkpoints", max_to_keep=3)
     restored = store.restore()   # the step restored (int), or None when there is no checkpoint
-    ...
     store.save(step)             # StorageError (a UserError) when the storage fails the write
 
 Checkpoints are `<directory>/ckpt-<step>.index` and `.data-*`, written and pruned by
-tf.train.CheckpointManager, which also keeps the state file `<directory>/checkpoint` listing them.
-TensorFlow writes each checkpoint to temporaries and renames them, so a kill never leaves half of one
-under its final name; a machine crash or a full disk still can (a truncated `.data-*`, a garbage
-`.index`, a damaged state file). So `restore` trusts no file:
-
-- Candidates are the checkpoints the state file lists and every `ckpt-N.index` on disk with its data
-  beside it (a damaged state file loses no checkpoint), newest step first.
-- Each is read back whole first (every tensor, which checks TensorFlow's per-tensor CRCs), then
-  restored with `assert_existing_objects_matched()`.
-- One that cannot be read is skipped with a one-line warning. The chief (`may_modify`) moves its files
-  into `<directory>/damaged/` — never deletes them — and rewrites the state file to list the good
-  ones, so it is not chosen again. A damaged run thus loses at most the steps since its previous
-  good checkpoint.
+tf.train.CheckpointManager with its state file `<directory>/checkpoint`. TensorFlow writes to
+temporaries and renames them, so a kill never leaves half a checkpoint under its final name; a machine
+crash or a full disk still can (a truncated `.data-*`, a garbage `.index`, a damaged state file). So
+`restore` trusts no file:
+- Candidates are the state file's checkpoints and every `ckpt-N.index` on disk with its data beside
+  it (a damaged state file loses none), newest first. Each is read back whole (every tensor, which
+  checks TensorFlow's per-tensor CRCs), then restored with `assert_existing_objects_matched()`.
+- One that cannot be read is skipped with a one-line warning; the chief (`may_modify`) moves its files
+  into `<directory>/damaged/` (never deletes them) and rewrites the state file to list the good ones.
+  A damaged run thus loses at most the steps since its previous good checkpoint.
 - One that reads back whole but does not fit the model (other architecture flags) is not damage: a
-  UserError says so, and nothing is moved.
-- When there are checkpoints and none can be read, a UserError names them and why; nothing is moved.
-
-`save(step)` numbers the checkpoint by the step. When the write fails (full disk, permissions, I/O),
-what this save half-wrote is removed (`ckpt-N_temp/`, `checkpoint.tmp*`, `ckpt-N.*` not yet in the
-state file), every earlier checkpoint is left as it was, and a StorageError says what to free and
-from which step the same command resumes. Other workers of a multi-worker run take part in saving
-with their own `save_dir` and `may_modify=False`, reading the chief's `directory`.
+  UserError says so. When none of the checkpoints can be read, a UserError names them and why. In
+  both cases nothing is moved.
+`save(step)` numbers the checkpoint by the step. A failed write (full disk, permissions, I/O) removes
+what this save half-wrote (`ckpt-N_temp/`, `checkpoint.tmp*`, `ckpt-N.*` not yet in the state file),
+leaves every earlier checkpoint, and raises a StorageError saying what to free and from which step the
+command resumes. Other workers of a multi-worker run save with their own `save_dir` and
+`may_modify=False`, reading the chief's `directory`.
 """
 
 import glob

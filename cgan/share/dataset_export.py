@@ -4,40 +4,25 @@
     python sample.py --export_dir=out/balanced --top_up_to=800 --export_add --model=other/generator.keras
     python sample.py --export_dir=out/generated --per_class=500 --noexport_real_test   # no real image at all
 
-    settings = dataset_export.ExportSettings(top_up_to="max")
-    manifest = dataset_export.export_dataset("runs/demo/generator.keras", "out/balanced", settings)
+    manifest = dataset_export.export_dataset("runs/demo/generator.keras", "out/balanced",
+                                             dataset_export.ExportSettings(top_up_to="max"))
+    pictures, labels, seeds = dataset_export.generate_top_up(run_source.load_source("runs/demo/generator.keras"))
 
-    source = run_source.load_source("runs/demo/generator.keras")        # the model and its real data
-    pictures, labels, seeds = dataset_export.generate_top_up(source)    # the same images, in memory
+The tree reads like the real data, to a classifier and to `--dataset=isic_skin_cancer/folders_64
+--manual_dir=OUT`: `Train/<class>/class03_melanoma_real0000.png` (real, top-up mode) and
+`..._seed0412.png` (generated, named as sample.py names them), `Test/<class>/` the real test split
+(unless real_test=False), `manifest.json` what is in the tree and how it was made.
 
-The tree is what the real data looks like to a classifier, and to the `folders_*` configs of
-data/isic_skin_cancer (`--dataset=isic_skin_cancer/folders_64 --manual_dir=OUT`):
+Modes: `per_class=N` gives N generated images per class and no real training image; `top_up_to=N`
+fills each class of Train/ with generated images up to N beside its real ones (a class already at N
+gets none); "max" tops up to the largest class's real count. Real images are the run's prepared
+dataset (cgan.run.run_source) at the model's resolution, written as PNG, so the embedded data works too.
 
-    OUT/Train/<class>/class03_melanoma_real0000.png        real training images (top-up mode)
-    OUT/Train/<class>/class03_melanoma_seed0412.png        generated ones, named as sample.py names them
-    OUT/Test/<class>/class03_melanoma_real0000.png         the real test split (unless --noexport_real_test)
-    OUT/manifest.json                                      what is in the tree and how it was made
-
-Modes. `per_class=N`: N generated images per class and no real training image (to share data
-without patients' images, add `real_test=False`: the tree then has no Test/ and no real image).
-`top_up_to=N`: each class of Train/ holds its real training images plus generated ones up to N
-images; a class that already has N or more keeps its real images and gets none. `top_up_to="max"`
-fills every class up to the largest class's real count: a balanced training set.
-
-Real images are the run's prepared dataset (cgan.run.run_source: its config.json, or the config stored
-with the exported generator, names the dataset, data_dir and manual_dir) at the model's resolution,
-written as PNG: this works for every dataset, including the embedded synthetic one, which has no files.
-
-Seeds. Generated image k of a command comes from one seed; seeds are handed out in one run of
-consecutive numbers, class 0's first, so no two classes share a seed (seed s gives the same z in
-every class: images of two classes from one seed would be related). They start at `seed` (default 0)
-and, when adding to an export, after the last seed its manifest lists. The same settings give the
-same files, byte for byte. `truncation` works as in sample.py and its value is part of the file
-names (`_trunc0.70`).
-
-Adding (`add=True`) never overwrites: it refuses a tree whose manifest is missing or made for other
-classes or another resolution, and any file name that already exists. In top-up mode the target
-counts what the tree already holds; real images already in it are not written again.
+Seeds are handed out in one run of consecutive numbers, class 0's first, from `seed` or, when adding,
+after the last seed the manifest lists: seed s gives the same z in every class, so no two classes
+share one. The same settings give the same files, byte for byte; `truncation` is in the file names
+(`_trunc0.70`). Adding never overwrites: it refuses a tree whose manifest is missing or made for other
+classes or another resolution, and any existing file name; top-up counts what the tree already holds.
 """
 
 import dataclasses

@@ -4,8 +4,7 @@
     python sample.py --serve --port=8080 --model=runs/p100/generator.keras
 
     server = serve.make_server(generator, info, port=0)       # in-process, e.g. for tests
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    ...; server.shutdown(); server.server_close()
+    threading.Thread(target=server.serve_forever, daemon=True).start(); ...; server.shutdown(); server.server_close()
 
 The generator is loaded once; requests are served by threads, and generator calls are serialised
 by a lock (a Keras model is not guaranteed to be thread-safe). Image i of a request comes from seed
@@ -22,9 +21,8 @@ API (GET only; every other method is answered 405):
 Parameters: label (required: an index "3" or a class name "melanoma"), seed (default 0, an integer
 0 … SEED_MAX), num (grid and zip only; default 16, 1 … NUM_MAX, and seed + num - 1 ≤ SEED_MAX),
 truncation (optional; TRUNCATION_MIN … TRUNCATION_MAX, absent, empty or "none" for plain N(0, 1)).
-A bad request (missing, repeated, unknown or malformed parameter, value out of range, unknown path,
-other method) gets a 4xx status and `{"error": "<what is wrong and how to fix it>"}`, never a
-traceback. Only a bug answers 500, with the same JSON shape.
+A bad request (missing, repeated, unknown or malformed parameter, value out of range, unknown path, other
+method) gets a 4xx and `{"error": "<what is wrong and how to fix it>"}`; only a bug answers 500, alike.
 """
 
 import http.server
@@ -249,14 +247,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, "image/png", images.encode_png(pictures[0]),
                        {"Content-Disposition": f'inline; filename="{names[0]}"'})
         elif url.path == "/api/grid.png":
-            self._send(200, "image/png", images.encode_png(sampling.square_grid(pictures)),
+            self._send(200, "image/png", images.encode_png(images.image_grid(pictures)),
                        {"Content-Disposition": f'inline; filename="{grid_name}"'})
         else:
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
                 for name, picture in zip(names, pictures):
                     archive.writestr(name, images.encode_png(picture))
-                archive.writestr(grid_name, images.encode_png(sampling.square_grid(pictures)))
+                archive.writestr(grid_name, images.encode_png(images.image_grid(pictures)))
             zip_name = os.path.splitext(grid_name)[0] + ".zip"
             self._send(200, "application/zip", buffer.getvalue(),
                        {"Content-Disposition": f'attachment; filename="{zip_name}"'})

@@ -12,26 +12,17 @@
     controller.update(step)                                   # acts when step % interval == 0
     metrics.update(controller.metrics())                      # {"ada_p": p, "ada_rt": r_t}
 
-The overfitting heuristic is r_t = E[sign(D(x))] over the real images D saw since the last update:
-near 0 while D cannot tell the real images it trains on from others, near 1 once it has memorised them.
-Every `interval` steps the controller moves p towards more augmentation when r_t is above `target`
-and towards less when below:
-
-    p ← clip(p + sign(r_t − target) · N / speed_images, 0, 1)
-
-where N is the number of real images accumulated in the interval, so p can travel from 0 to 1 in no
-fewer than `speed_images` images whatever the batch size and interval. StyleGAN2-ADA uses 500k images
-(and target 0.6, interval 4); a short run needs a smaller `speed_images` for p to move at all. p starts
-at 0: no augmentation until D shows that it overfits. p is the probability with which each op of
-the DiffAugment policy is applied to each image (cgan.training.augment), for real and generated images and
-for the D and G updates alike.
-
-Distribution: the accumulators sum over the GLOBAL batch (an all-reduce in `accumulate`), so every
-replica holds the same state. The variables are mirrored with ONLY_FIRST_REPLICA aggregation:
-`update` may run in cross-replica context (where the training loop calls it, once per step for all
-replicas) or in replica context, where every replica computes the same value from the same state and
-the first replica's is written to every copy. Sums of signs and counts are whole numbers, exact in
-float32 (up to 2^24 images per interval), so they do not depend on the order of the reduction.
+The overfitting heuristic r_t = E[sign(D(x))] over the real images D saw since the last update is near
+0 while D cannot tell its training images from others, near 1 once it has memorised them. Every
+`interval` steps p ← clip(p + sign(r_t − target) · N / speed_images, 0, 1), N the real images of the
+interval, so p travels from 0 to 1 in no fewer than `speed_images` images whatever the batch size and
+interval (StyleGAN2-ADA: 500k images, target 0.6, interval 4; a short run needs fewer for p to move).
+p starts at 0 and is each DiffAugment op's probability per image (cgan.training.augment), for real and
+generated images in both updates. Distribution: the accumulators sum over the GLOBAL batch (an
+all-reduce in `accumulate`), so every replica holds the same state; the variables are mirrored with
+ONLY_FIRST_REPLICA aggregation, so `update` may run in cross-replica or replica context. Sums of signs
+and counts are whole numbers, exact in float32 (up to 2^24 images per interval), so they do not depend
+on the order of the reduction.
 """
 
 import tensorflow as tf

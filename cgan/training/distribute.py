@@ -75,7 +75,8 @@ def resolve_jit_compile(config, gpus=None):
     """Whether each replica's training step is compiled with XLA: --jit_compile, `auto` decided here.
 
     auto is on where a GPU is visible: a step of these small networks is bound there by kernel
-    launches, which XLA's fusion removes; on CPUs XLA measured slower for them (BUILD_NOTES.md).
+    launches, which XLA's fusion removes; off on CPUs, where it made their step slower (BUILD_NOTES.md,
+    "Training step"; `python -m benchmarks --quick_gpu` times both on any machine).
 
     Args:
         config: the run's TrainConfig (jit_compile, strategy, cpu_replicas).

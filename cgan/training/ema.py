@@ -13,20 +13,16 @@ After each update every floating-point variable of the shadow becomes
 `shadow = decay · shadow + (1 − decay) · live`; before `start_step` (warm-up, when the live weights
 still move fast) decay is 0 and the shadow is a copy of the generator.
 
-Batch-norm moving statistics are averaged like the weights (as BigGAN does) rather than copied (as
-StyleGAN2 does): the averaged network's pre-normalisation activations are, to first order, the
-average of the live network's, so averaged statistics match the averaged weights better than the
-statistics of the latest live network, which follow only its last ~1/(1 − BN momentum) steps.
-The singular vectors u of spectrally normalised layers are averaged too: `cgan.model.layers` normalises u
-before each use, and an average of slowly turning unit vectors points along them. Non-float
-variables, if any, are copied.
+Batch-norm moving statistics are averaged like the weights (BigGAN) rather than copied (StyleGAN2):
+the averaged network's pre-normalisation activations are, to first order, the average of the live
+network's, which the latest live statistics (its last ~1/(1 − BN momentum) steps) match worse. The
+singular vectors u of spectrally normalised layers are averaged too (`cgan.model.layers` normalises u
+before each use); non-float variables, if any, are copied.
 
 The shadow is a second `keras.Model` of the generator's architecture (same layers, dtype policy and
-float32 variables), so it samples, evaluates and exports like the generator itself. Put `ema.model`
-in the `tf.train.Checkpoint` and a resumed run restores the average exactly.
-
-Distribution: build the EMA inside the generator's `strategy.scope()`; the shadow's variables are
-then mirrored like the generator's and each replica averages its own copy, without communication.
+float32 variables): it samples, evaluates and exports like the generator, and in the checkpoint a
+resumed run restores the average exactly. Built inside the generator's `strategy.scope()`, its
+variables are mirrored like the generator's and each replica averages its own copy, without communication.
 """
 
 import keras

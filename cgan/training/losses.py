@@ -3,45 +3,26 @@
     per_replica_d_loss = losses.discriminator_loss(real_logits, fake_logits, global_batch_size, kind="bce")
     per_replica_g_loss = losses.generator_loss(fake_logits, global_batch_size, kind="bce")
     per_replica_d_loss += gamma / 2 * losses.r1_penalty(discriminator, images, labels, global_batch_size)
-
-    with strategy.scope():
-        anchors = losses.LeCamAnchors(decay=0.99)       # checkpoint it: tf.train.Checkpoint(lecam=anchors, ...)
-    # in the replica step (inside strategy.run), with the logits of D's loss:
-    anchor_real, anchor_fake = anchors.update(real_logits, fake_logits)
+    anchors = losses.LeCamAnchors(decay=0.99)   # in strategy.scope(); checkpoint it: tf.train.Checkpoint(lecam=anchors)
+    anchor_real, anchor_fake = anchors.update(real_logits, fake_logits)   # in the replica step
     per_replica_d_loss += weight * losses.lecam_penalty(real_logits, fake_logits, anchor_real, anchor_fake,
                                                         global_batch_size)
 
-Loss kinds (`LOSSES`), per example, with r = D(real) and f = D(fake) as logits:
+Kinds (`LOSSES`), per example, r = D(real) and f = D(fake) logits. "bce", the baseline's: D
+softplus(-r) + softplus(f); G softplus(-f), the non-saturating loss (BCE with target 1), computed
+stably from logits where the baseline applied a sigmoid; the saturating -softplus(f) is not offered:
+its gradient vanishes exactly when D wins. "hinge" (SNGAN / SAGAN / BigGAN): D relu(1 - r) + relu(1 + f);
+G -f. R1 (Mescheder et al., 2018): E ||∇_x D(x, y)||² on real images, with either kind.
 
-    "bce"    the baseline's. D: softplus(-r) + softplus(f) (binary cross-entropy, real -> 1, fake -> 0);
-             G: softplus(-f), the non-saturating loss of Goodfellow et al. (BCE with target 1), which
-             is also StyleGAN's "non-saturating logistic" loss. The saturating G loss -softplus(f) is
-             not offered: its gradient vanishes exactly when D wins.
-    "hinge"  SNGAN / SAGAN / BigGAN. D: relu(1 - r) + relu(1 + f); G: -f.
+LeCam (Tseng et al., 2021): per example relu(r - α_F)² + relu(α_R - f)², α_R and α_F moving averages
+of the mean logit on real and on generated images (`LeCamAnchors`). Hinged, as in the authors' code
+(the paper writes plain squares): it only pulls a real logit down towards α_F and a generated one up
+towards α_R, never adding to D's drive to separate them; where D separates them both forms agree.
 
-The R1 penalty (Mescheder et al., 2018) is E ||∇_x D(x, y)||² on real images; it keeps D's gradient
-small where the data is and works with either kind.
-
-The LeCam regulariser (Tseng et al., 2021) keeps D's outputs on real and generated images near the
-moving averages of each other, so that D cannot grow ever more confident on a few memorised real
-images: per example relu(r - α_F)² + relu(α_R - f)², where α_R and α_F are exponential moving averages
-of the mean logit on real and on generated images (`LeCamAnchors`). The paper writes the squares
-without the hinge. Here they are hinged, as in the authors' own BigGAN and StyleGAN2 code: the
-regulariser then only ever pulls a real logit down towards the generated anchor and a generated
-logit up towards the real one. Unhinged, a real logit below α_F would be pulled up (and a generated
-one above α_R down), the way D's own loss already pushes it: the term would add to D's drive to
-separate the two instead of restraining it. Where every real logit lies above α_F and every generated
-one below α_R (D separates them, the regime of the paper's LeCam-divergence argument) both forms are
-the same.
-
-Reduction rule (the only place it is stated): every loss is a sum over this replica's examples
-divided by the GLOBAL batch size (`tf.nn.compute_average_loss`). Gradients of the replicas are then
-summed by the optimizer's all-reduce, which gives the mean over the global batch whatever the number
-of replicas. Summing the per-replica values (`strategy.reduce(SUM)`) gives the global mean loss.
-
-The baseline applied a sigmoid and binary cross-entropy; `sigmoid_cross_entropy_with_logits` is the same
-function computed stably from logits. Logits are cast to float32 first, so mixed precision never
-reaches a loss.
+Reduction (stated only here): every loss is a sum over this replica's examples ÷ the GLOBAL batch size
+(`tf.nn.compute_average_loss`); the optimizer's all-reduce sums the replicas' gradients, giving the
+mean over the global batch for any replica count, and `strategy.reduce(SUM)` of the per-replica values
+the global mean loss. Logits are cast to float32 first, so mixed precision never reaches a loss.
 """
 
 import tensorflow as tf

@@ -2,10 +2,9 @@
 
     optimizer = optimizers.FusedAdam(2e-4, beta_1=0.5)       # a drop-in keras.optimizers.Adam
 
-keras.optimizers.Adam writes its update (m, v, then the variable) as separate small operations: the
-traced update of the baseline discriminator's 13 variables has 556 operations with it, 244 with this
-class. At batch 16 on a CPU, where a whole GAN step takes ~60 ms, those small operations cost
-measurable time (see BUILD_NOTES.md, "Speed"). FusedAdam runs the same rule,
+keras.optimizers.Adam writes its update (m, v, then the variable) as separate small operations, a
+dozen per variable, whose launches count in a step of networks this small (BUILD_NOTES.md, "Speed",
+and `python -m benchmarks`). FusedAdam runs the same rule,
 
     m += (g - m)(1 - β1);  v += (g² - v)(1 - β2);  w -= lr·√(1 - β2ᵗ)/(1 - β1ᵗ) · m / (√v + ε)
 

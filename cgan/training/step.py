@@ -57,20 +57,18 @@ class TrainStep:
             # The layers' initialisers take no seeds: the weights come from the global seed, set here so
             # that they depend on --seed alone, not on what ran before (a dataset build, say).
             seeding.set_global_seed(config.seed)
-            try:
-                self.generator = networks.build_generator(
-                    resolution, config.latent_dim, num_classes, dtype=policy, synchronized_bn=synchronized,
-                    conditioning=config.g_conditioning, spectral_norm=config.g_spectral_norm,
-                    attention_resolution=config.g_attention, architecture=config.arch,
-                    channels=config.g_channels or None, class_strength=self.transitional)
-                self.discriminator = networks.build_discriminator(
-                    resolution, num_classes, dtype=policy, synchronized_bn=synchronized,
-                    conditioning=config.d_conditioning, norm=config.d_norm,
-                    attention_resolution=config.d_attention, architecture=config.arch,
-                    channels=config.d_channels or None, class_strength=self.transitional,
-                    minibatch_std=config.d_minibatch_std)
-            except ValueError as e:
-                raise UserError(f"{e} (check the architecture flags)") from None
+            # TrainConfig has checked the architecture options against each other and the resolution.
+            self.generator = networks.build_generator(
+                resolution, config.latent_dim, num_classes, dtype=policy, synchronized_bn=synchronized,
+                conditioning=config.g_conditioning, spectral_norm=config.g_spectral_norm,
+                attention_resolution=config.g_attention, architecture=config.arch,
+                channels=config.g_channels or None, class_strength=self.transitional)
+            self.discriminator = networks.build_discriminator(
+                resolution, num_classes, dtype=policy, synchronized_bn=synchronized,
+                conditioning=config.d_conditioning, norm=config.d_norm,
+                attention_resolution=config.d_attention, architecture=config.arch,
+                channels=config.d_channels or None, class_strength=self.transitional,
+                minibatch_std=config.d_minibatch_std)
             self.g_optimizer = self._make_optimizer(config.g_learning_rate or config.learning_rate)
             self.d_optimizer = self._make_optimizer(config.d_learning_rate or config.learning_rate)
             # Built eagerly: an optimizer first built inside strategy.run in a tf.function fails.

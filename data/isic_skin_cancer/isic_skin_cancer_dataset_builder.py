@@ -1,38 +1,28 @@
 """isic_skin_cancer: dermoscopy images of skin lesions in nine classes, square and small, for a GAN.
 
-Configs (`<source>_<resolution>`, resolution 64, 128 or 256 pixels):
+Configs are `<source>_<resolution>`, resolution 64, 128 or 256 pixels:
 
-* `real_*`: the Kaggle "Skin Cancer ISIC 9 classes" download (2,239 train / 118 test JPEGs),
-  read from `--manual_dir`; see `MANUAL_DOWNLOAD_INSTRUCTIONS`.
-* `synthetic_*`: procedurally painted lesion-like pictures with the same classes and per-class
-  counts, generated at build time from a fixed seed. NOT medical images; for trying the pipeline
-  without the download.
-* `folders_*`: any folder with `Train/` and `Test/` holding one subfolder per class. Not in
-  `BUILDER_CONFIGS` (class names come from the folders), so build it through `cgan.inputs.datasets` (the
-  trainer and `python -m data.isic_skin_cancer` do), with one `data_dir` per such dataset:
+* `real_*`: the Kaggle "Skin Cancer ISIC 9 classes" download, read from `--manual_dir`.
+* `synthetic_*`: procedurally painted lesion-like pictures, the real classes and per-class counts,
+  generated from a fixed seed. NOT medical images; for trying the pipeline without the download.
+* `folders_*`: any `Train/` + `Test/` class-folder dataset. Not in `BUILDER_CONFIGS`: its class
+  names come from the folders, or from the prepared dataset, so `make_builder` makes its config.
 
-      python trainer.py --dataset=isic_skin_cancer/folders_64 --manual_dir=/path/with/Train_and_Test \\
-          --data_dir=/data/my_lesions
+This module owns everything from a config name to a prepared builder, and imports nothing outside
+this folder (`tfds build` imports it as `isic_skin_cancer.*`; the trainer as `data.isic_skin_cancer`):
 
-Build from the command line:
-
-    tfds build data/isic_skin_cancer --config=synthetic_64
     tfds build data/isic_skin_cancer --config=real_64 --manual_dir=~/Downloads/isic
+    builder = prepare("folders_64", data_dir="/data/my_lesions", manual_dir="/data/raw")
+    builder.as_dataset(split="train")  # {"image": [64, 64, 3] uint8, "label": int64, "file_name": str}
 
-or from Python (the trainer does this):
-
-    from cgan.inputs import datasets
-    builder = datasets.prepare("isic_skin_cancer/real_64", data_dir="/data/tfds", manual_dir="~/Downloads/isic")
-    train = builder.as_dataset(split="train")  # {"image": [64, 64, 3] uint8, "label": int64, "file_name": str}
-
-Files that cannot be used (hidden or system files, empty files, truncated or corrupt images,
-non-images named .jpg) are skipped, each logged as a warning and listed in the dataset's metadata:
-`builder.info.metadata["skipped_files"]` is a list of `{"path": "Train/melanoma/x.jpg", "reason": ...}`
-(saved as `metadata.json` next to `dataset_info.json`). Layout problems the user must fix (no
-`Train/`, an unknown or empty class folder, an empty split) stop the build with a `DatasetError`.
+Unusable files (hidden or system files, empty, truncated or corrupt images, non-images named .jpg)
+are skipped, logged and listed in `builder.info.metadata["skipped_files"]` (metadata.json). Problems
+the user must fix (unknown config, no Train/, an unknown or empty class folder, an empty split, a
+data_dir holding another folder dataset) raise `DatasetError`, one line naming the problem and the fix.
 """
 
 import dataclasses
+import os
 import re
 from typing import Iterator
 from unittest import mock
@@ -158,10 +148,9 @@ def find_source_root(manual_dir: epath.PathLike) -> tuple[epath.Path, epath.Path
     for _ in range(_SEARCH_DEPTH + 1):
         found = [folder for folder in level if _child_dir(folder, "train") is not None]
         if len(found) > 1:
-            listing = "\n  ".join(str(folder) for folder in found)
             raise DatasetError(
-                f"Found several folders with a Train/ subfolder under {manual_dir}:\n  {listing}\n"
-                "Pass the one you mean as --manual_dir."
+                f"Found several folders with a Train/ subfolder under {manual_dir}: "
+                f"{', '.join(str(folder) for folder in found)}. Pass the one you mean as --manual_dir."
             )
         if found:
             root = found[0]
@@ -291,8 +280,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         except AssertionError as error:  # TFDS's own complaint: missing or empty manual dir
             raise DatasetError(
                 f"The {config.name} config reads images from --manual_dir, which is missing or empty "
-                f"({error}). Download the data, unzip it and pass --manual_dir=<folder>, or use a "
-                "synthetic_* config, which needs no download."
+                f"({_first_sentence(error)}). Download the data, unzip it and pass --manual_dir=<folder>, "
+                "or use a synthetic_* config, which needs no download."
             ) from None
         root, train_dir, test_dir = find_source_root(manual_dir)
         self.info.metadata["source_dir"] = str(root)
@@ -450,6 +439,104 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             )
         else:
             logging.info("isic_skin_cancer: %s split: used all %d images.", split, num_used)
+
+
+# Every config name `make_builder` accepts: the registered ones, then folders_* at each resolution.
+CONFIG_NAMES = tuple(Builder.builder_configs) + tuple(f"folders_{r}" for r in RESOLUTIONS)
+
+
+def builder_config(config_name: str) -> IsicConfig:
+    """The config called `config_name`; a folders_* config comes without class names.
+
+    Raises:
+        DatasetError: `config_name` is not one of `CONFIG_NAMES`.
+    """
+    if config_name in Builder.builder_configs:
+        return Builder.builder_configs[config_name]
+    if config_name in CONFIG_NAMES:
+        return folders_config(int(config_name.removeprefix("folders_")))
+    raise DatasetError(f"unknown --config={config_name}: valid configs are {', '.join(CONFIG_NAMES)}")
+
+
+def make_builder(config_name: str, data_dir: epath.PathLike = "", manual_dir: epath.PathLike = "") -> Builder:
+    """The builder of config `config_name`, prepared or not (see `prepare`).
+
+    A folders_* builder gets its class names from the dataset already prepared in `data_dir` (which
+    must then match the class folders of `manual_dir`, if given), else from the class folders of
+    `manual_dir`; with neither its label has no names yet and `prepare` asks for `manual_dir`.
+
+    Args:
+        config_name: one of `CONFIG_NAMES`, e.g. "real_64".
+        data_dir: TFDS data directory; "" means TFDS's default (~/tensorflow_datasets).
+        manual_dir: folder with the source images (real_* and folders_*).
+
+    Raises:
+        DatasetError: unknown config; for folders_*, an unusable manual_dir or one whose classes differ
+            from those of the dataset prepared in data_dir.
+    """
+    config = builder_config(config_name)
+    data_dir = os.fspath(data_dir) if data_dir else None
+    builder = Builder(data_dir=data_dir, config=config)
+    if config.source != "folders":
+        return builder
+    if builder.is_prepared():
+        if manual_dir:
+            _check_same_classes(builder, manual_dir)
+        return builder
+    if not manual_dir:
+        return builder
+    return Builder(data_dir=data_dir, config=folders_config(config.resolution, discover_class_names(manual_dir)))
+
+
+def _check_same_classes(builder: Builder, manual_dir: epath.PathLike) -> None:
+    """Stops a prepared folders dataset from being silently used for a different manual_dir."""
+    try:
+        discovered = discover_class_names(manual_dir)
+    except DatasetError:
+        return  # the source may be gone once prepared; the prepared data is what is used
+    prepared = tuple(builder.info.features["label"].names)
+    if discovered != prepared:
+        raise DatasetError(
+            f"{builder.data_dir} already holds a {builder.builder_config.name} dataset with classes "
+            f"{', '.join(prepared)}, but {manual_dir} has classes {', '.join(discovered)}: use a separate "
+            "--data_dir for each folder dataset"
+        )
+
+
+def prepare(config_name: str, data_dir: epath.PathLike = "", manual_dir: epath.PathLike = "") -> Builder:
+    """The prepared builder of config `config_name`, built first if `data_dir` lacks it.
+
+    Args: as `make_builder`; `manual_dir` is needed only to build a real_* or folders_* config.
+
+    Returns:
+        a prepared `Builder`; read it with `builder.as_dataset(split=...)`.
+
+    Raises:
+        DatasetError: as `make_builder`, or missing or unusable source data. Nothing is left in
+            data_dir then.
+    """
+    builder = make_builder(config_name, data_dir, manual_dir)
+    if builder.is_prepared():
+        return builder
+    manual_dir = os.path.expanduser(manual_dir) if manual_dir else None
+    try:
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except AssertionError as error:
+        # TFDS reports a missing manual directory with an AssertionError; say what to pass instead.
+        if "anual dir" not in str(error):
+            raise
+        raise DatasetError(
+            f"the {builder.builder_config.name} config needs the source images: pass "
+            f"--manual_dir=<folder with Train/ and Test/> ({_first_sentence(error)})"
+        ) from None
+    return builder
+
+
+def _first_sentence(error: Exception) -> str:
+    """TFDS's manual-dir complaint without the MANUAL_DOWNLOAD_INSTRUCTIONS it appends, on one line."""
+    text = str(error).strip()
+    match = re.match(r"(Manual directory .* does not exist or is empty)\. ", text)
+    return match.group(1) if match else " ".join(text.split())
 
 
 def _relative(root: epath.Path, path: epath.Path) -> str:

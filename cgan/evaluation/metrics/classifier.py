@@ -1,33 +1,28 @@
 """A small CNN classifier of the real images: offline feature space and class check for generated ones.
 
-    classifier = classifier.load_or_train(builder, class_names, (train_images, train_labels),
-                                          (test_images, test_labels))
+    classifier = classifier.load_or_train(builder, class_names, (train_images, train_labels), (test_images, test_labels))
     classifier.info["test_accuracy"]                     # accuracy on the real test split
     labels = classifier.predict(generated)               # [N, R, R, 3] uint8 -> [N] int
     features = classifier.features(generated)            # -> [N, 128] penultimate activations
     classifier.accuracy_per_class(test_images, test_labels, class_names)   # {"melanoma": 0.94, ...}
 
 Why: Inception weights need a download; this needs nothing from outside, and it knows the dataset's
-classes. It is trained the first time a dataset is evaluated and cached in a folder next to the
-dataset (`<builder.data_dir>/classifier/` for the one trained on the whole real train split;
-`classifier.keras` + `classifier.json` with the dataset version, class names, a SHA-256 of the
-training images and labels, the training settings and the test accuracy); later calls reuse it while
-all of those match, so every evaluation of every run on that dataset measures with the same
-classifier, and a classifier trained on other images (another split of the train set, a rebuilt
-dataset) or with another recipe is retrained rather than reused.
+classes. It is trained the first time a dataset is evaluated and cached next to the dataset
+(`<builder.data_dir>/classifier/`: `classifier.keras`, and `classifier.json` with the dataset version,
+class names, a SHA-256 of the training images and labels, the training settings and the test accuracy);
+later calls reuse it while all of those match, so every evaluation on a dataset measures with the same
+classifier, and other training images (another split, a rebuilt dataset) or another recipe retrain it.
 
-Network: images are scaled to [-1, 1] and resized to 64×64 (so training costs the same at every
-resolution), randomly flipped where the data allows it, then four stride-2 3×3 convolutions
-(32, 64, 128, 128 channels; batch norm, ReLU), global average pooling, a 128-unit ReLU layer named
-"features" (the feature space of the classifier metrics), dropout and the class logits. Its random
-state comes from settings.seed alone (per-layer seeds, each epoch's order from (seed, epoch)), so a
-classifier is the same whoever trained it first and whatever ran before.
+Network: images scaled to [-1, 1] and resized to 64×64 (the same training cost at every resolution),
+randomly flipped where the data allows it, four stride-2 3×3 convolutions (32, 64, 128, 128 channels;
+batch norm, ReLU), global average pooling, a 128-unit ReLU layer "features" (the classifier metrics'
+feature space), dropout and the logits. Its random state comes from settings.seed alone (per-layer
+seeds, each epoch's order from (seed, epoch)): the same classifier whoever trained it first.
 
-Flips: lesions and textures have no up or left, digits and letters do. With `flips="auto"` (the
-default) the flips are chosen once per dataset by validation: a classifier is trained on 85 % of the
-train split (stratified) for each of none, horizontal and horizontal-and-vertical flips, and the one
-with the best accuracy on the other 15 % is kept (the fewer flips on a tie), cached in flips.json
-next to the classifier. Every classifier of an evaluation then uses that choice.
+Flips: lesions and textures have no up or left, digits and letters do. `flips="auto"` (the default)
+trains one classifier per candidate (none, horizontal, horizontal-and-vertical) on a stratified 85 %
+of the train split, keeps the best on the other 15 % (the fewer flips on a tie) and caches the choice
+in flips.json next to the classifier, for every classifier of an evaluation.
 """
 
 import dataclasses
@@ -42,6 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cgan.core import options
 from cgan.core.files import atomic_save, atomic_write_json
 from cgan.evaluation.metrics import float32_policy
 
@@ -49,16 +45,9 @@ CACHE_DIR = "classifier"
 MODEL_FILE = "classifier.keras"
 INFO_FILE = "classifier.json"
 FLIPS_FILE = "flips.json"
-FLIPS = ("none", "horizontal", "horizontal_and_vertical")   # candidates of flips="auto", fewest first
+FLIPS = options.FLIPS   # candidates of flips="auto", fewest first
 
 
-def define_flips_flag():
-    """--classifier_flips for the tools that train or load the evaluation classifier."""
-    from absl import flags
-    flags.DEFINE_enum("classifier_flips", "auto", ("auto",) + FLIPS,
-                      "Random flips in the evaluation classifiers' training: auto chooses on a validation "
-                      "split of the real train split; name one to fix it (flips that change a class, as "
-                      "for digits, should be none).")
 _VALIDATION_SHARE = 0.15
 FEATURE_LAYER = "features"
 _BATCH = 256  # images per inference call

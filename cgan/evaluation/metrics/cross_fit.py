@@ -7,33 +7,22 @@
                                      fold.splits, [fold.classifier.features(g) for g in generated_by_class])
               for fold in folds]
     figures = cross_fit.distances_with_floor(spaces, seed=0)
-    figures[None]["generated"]["fd"], figures[None]["floor"]["fd"]      # overall
-    figures[3]["generated"]["recall"], figures[3]["floor"]["recall"]    # class 3
+    figures[None]["generated"]["fd"], figures[None]["floor"]["fd"]      # overall; figures[3]: class 3
 
-Why: a feature classifier maps the images it was trained on differently from images it never saw
-(tighter, more confident clusters), so a distance to its own training images rewards a generator
-that reproduces them. The protocol:
-
-1. The real train split is cut into two stratified halves (`stratified_halves` with the fixed
-   SPLIT_SEED: each half takes ⌊n_c/2⌋ of the n_c images of class c, in a fixed random order, and
-   the odd ones left balance the halves' sizes). Feature classifier k (the architecture and recipe of
-   cgan.evaluation.metrics.classifier, with twice the epochs so that it makes as many updates on half the images;
-   cached in `classifier_half<k>/`) is trained on half k only.
-2. Fold k measures in classifier k's feature space against half 1−k, which it never saw. That held-out
-   half is cut again, stratified, into H1 and H2 (`num_splits` times, from `seed`):
-   floor = d(H1, H2), the distance between two disjoint real sets; generated = d(G, H2) with G made of
-   exactly |H1 ∩ class c| generated images of every class c (the first ones of that class). So the
-   generated figure and its floor have the same sample sizes, the same class mix and the same
-   reference H2, and "generated / floor" says how far from real-vs-real the generator is.
-3. Per class, the same with the class's parts of H1, H2 and G.
-4. Each figure is the mean over the num_splits splits of both folds; a metric that the sets of some
-   split are too small for is left out altogether.
-The Inception space takes the same reference sets (folds then only choose which half is the
-reference): every space is measured the same way.
-
-What this does not catch: the reference is real train images, which the GAN was trained on; a
-generator that copies the reference images themselves scores like real data. Copies are the
-memorisation check's business (nearest training image of every generated one), not a distance's.
+Why: a feature classifier maps the images it was trained on tighter than unseen ones, so a distance to
+its own training images rewards a generator that reproduces them. The protocol:
+1. The real train split is cut into two stratified halves (`stratified_halves`, the fixed SPLIT_SEED:
+   ⌊n_c/2⌋ of class c's n_c images each, the odd ones left balancing the halves' sizes). Classifier k
+   (cgan.evaluation.metrics.classifier's recipe with twice the epochs, so as many updates on half the
+   images; cached in `classifier_half<k>/`) is trained on half k only.
+2. Fold k measures in classifier k's space against half 1−k, cut again, stratified, into H1 and H2
+   (`num_splits` times, from `seed`): floor = d(H1, H2); generated = d(G, H2), G holding the first
+   |H1 ∩ class c| generated images of every class c. Same sample sizes, class mix and reference, so
+   "generated / floor" says how far from real-vs-real the generator is. Per class, the same.
+3. Each figure is the mean over the splits of both folds; a metric that some split is too small for
+   is left out. The Inception space takes the same reference sets: every space is measured alike.
+Not caught: a generator that copies the reference (real train) images scores like real data; copies
+are the memorisation check's business (nearest training image of every generated one).
 """
 
 import dataclasses

@@ -10,7 +10,7 @@ only upsamples, so antialiasing plays no part), scaled to [-1, 1] by
 `keras.applications.inception_v3.preprocess_input`, and read out after the global average pool of
 `keras.applications.InceptionV3(include_top=False, pooling="avg")`.
 
-Weights: "imagenet" asks Keras, which uses its cache (~/.keras/models) or downloads the 84 MB no-top
+Weights: "imagenet" asks Keras, which uses its cache (~/.keras/models) or downloads the no-top weights
 file; offline without that cache, `load` returns no extractor and a one-line reason, and the caller
 goes on without Inception metrics. A path loads a local file: the Keras no-top file
 (`inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5`, copied from a machine with internet) or
@@ -28,15 +28,16 @@ import numpy as np
 import tensorflow as tf
 
 from cgan.core import seeding
+from cgan.core import options
 from cgan.core.errors import UserError
 from cgan.evaluation.metrics import float32_policy
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 RESIZE_METHOD = "bilinear"
-IMAGENET = "imagenet"
+IMAGENET = options.INCEPTION_IMAGENET
 NONE = "none"
-_BATCH = 32  # 299×299 activations of 32 images fit comfortably in a few GB
+_BATCH = 32  # images per inference call, few enough that their 299×299 activations fit any device
 
 
 def build(weights=None):
