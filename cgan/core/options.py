@@ -177,6 +177,7 @@ def _help(field):
 # Shared options: each defined once, meaning the same in every command that takes it.
 
 TRUNCATION_MIN, TRUNCATION_MAX = 0.05, 10.0
+SEED_MAX = 2**31 - 1   # the largest image seed: sample.py, the page and the tools take seeds up to it
 NUM_PER_CLASS = 100
 FLIPS = ("none", "horizontal", "horizontal_and_vertical")   # the evaluation classifier's, fewest first
 INCEPTION_IMAGENET = "imagenet"
@@ -188,11 +189,6 @@ def workdir(default="", help="Run directory of trainer.py: checkpoints, TensorBo
     return option(default, help, required=None if default else "pass the run directory, e.g. --workdir=runs/demo")
 
 
-def report_json(report_name):
-    """--json of a tool that writes a report about a run."""
-    return option("", f"Report path; empty = <workdir>/eval/{report_name}_step_<step>.json.")
-
-
 def run_seed():
     """--seed of a training run: what the weights, the data order, the noise and the augmentations draw from."""
     return option(0, "Random seed of the weights, the data order, the noise and the augmentations.", lower=0)
@@ -201,7 +197,7 @@ def run_seed():
 def image_seed(scheme):
     """--seed of a command that generates images: seed s always gives the same noise vector (the one
     `sample.py --seed=s --num=1` draws); `scheme` says which seeds the command's images take."""
-    return option(0, f"First noise seed of the generated images; {scheme}", lower=0)
+    return option(0, f"First noise seed of the generated images; {scheme}", lower=0, upper=SEED_MAX)
 
 
 def truncation():

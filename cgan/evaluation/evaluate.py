@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from cgan.core import options
+from cgan.core.options import SEED_MAX
 
 from cgan.inputs import datasets, input_pipeline
 
@@ -48,7 +49,6 @@ from cgan.evaluation.metrics import classifier as classifier_lib
 from cgan.evaluation.metrics import cross_fit, inception, kid, precision_recall, structure
 
 SEED_STRIDE = 1_000_000   # seeds of class c start at seed + c * SEED_STRIDE: no class reuses another's
-SEED_MAX = 2**31 - 1      # the largest seed sample.py and the web API take
 PROGRAM = "evaluate"      # python -m cgan.evaluate
 REPORT_NAME = "report"    # eval/report_step_<step>.json
 INCEPTION_CACHE_DIR = "inception_features"

@@ -27,13 +27,13 @@ registers the custom layers that keras.models.load_model needs.
 
 # Re-exported: the public names of the networks, wherever they are defined. The attention sides are
 # the config's, so that the rule TrainConfig checks and the networks' sides have one definition.
-from cgan.core.config import feature_sides  # noqa: F401
+from cgan.core.config import DATASET_RESOLUTIONS, feature_sides  # noqa: F401
 from cgan.model import dcgan, resnet
 from cgan.model.conditioning import BN_MOMENTUM, EMBEDDING_DIM, EMBEDDING_STDDEV  # noqa: F401
 from cgan.model.conditioning import class_strength, set_class_strength  # noqa: F401
 from cgan.model.dcgan import BASE_CHANNELS, BASE_SIZE, KERNEL_SIZE, LEAKY_SLOPE  # noqa: F401
 
-RESOLUTIONS = (64, 128, 256)
+RESOLUTIONS = DATASET_RESOLUTIONS
 RESNET_G_CHANNELS = resnet.G_CHANNELS
 RESNET_D_CHANNELS = resnet.D_CHANNELS
 _ARCHITECTURES = {"dcgan": dcgan, "resnet": resnet}   # a name not listed is a KeyError

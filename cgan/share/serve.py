@@ -38,12 +38,12 @@ import urllib.parse
 import zipfile
 
 from cgan.core import images
+from cgan.core.options import SEED_MAX
 
 from cgan.model import model_files, sampling
 from cgan.core.errors import UserError
 
 NUM_MAX = 64               # images per request: bounds the memory and time one request can take
-SEED_MAX = 2**31 - 1
 DEFAULT_NUM = 16
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "index.html")
 
