@@ -23,7 +23,7 @@ from cgan.model import sampling
 
 from cgan.run import signals, workdir
 
-from cgan.training import distribute, precision, step
+from cgan.training import distribute, precision, privacy, step
 from cgan.core.errors import UserError
 
 
@@ -74,7 +74,8 @@ def _train(config, strategy, worker):
                  builder.info.full_name, train_split.num_examples, resolution, resolution, len(class_names),
                  train_split.mode, strategy.num_replicas_in_sync, worker.num_workers, policy)
 
-    train_step = step.TrainStep(config, strategy, policy, class_names, resolution, worker)
+    class_counts = train_split.class_counts(len(class_names)) if config.private else None
+    train_step = step.TrainStep(config, strategy, policy, class_names, resolution, worker, class_counts)
     store = workdir.checkpoint_store(train_step.checkpoint, config, worker)
     store.restore()   # the newest readable checkpoint, if any; it says which
     restored_step = int(train_step.step.numpy())
@@ -82,6 +83,13 @@ def _train(config, strategy, worker):
                 "num_replicas": strategy.num_replicas_in_sync,
                 "num_workers": worker.num_workers, "resolution": resolution, "class_names": list(class_names),
                 "num_train_images": train_split.num_examples, "resolved_input": train_split.mode}
+    if config.private:
+        plan = train_step.start_privacy(train_split.num_examples)
+        resolved["privacy"] = plan.to_dict()
+        logging.info("Differential privacy: (ε = %.4g, δ = %.3g) over %d steps; noise multiplier σ = %.4g, each "
+                     "real image in a step with probability q = %.4g, clip %g (%s accountant)",
+                     privacy.epsilon_spent(plan, config.train_steps), plan.delta, config.train_steps,
+                     plan.noise_multiplier, plan.sampling_rate, plan.clip, privacy.ACCOUNTANT)
     run = _Run(config, worker, train_step, store, _open_writer(config, worker, resolved, restored_step))
     if restored_step >= config.train_steps:
         logging.info("Step %d already reaches --train_steps=%d: nothing to train", restored_step,
@@ -97,9 +105,12 @@ def _train(config, strategy, worker):
                                            seed=config.seed, inception_weights=config.inception_weights,
                                            train_cas=False)
 
-    dataset = train_split.dataset(config.batch_size, config.seed, start_step=restored_step,
-                                  num_workers=worker.num_workers, worker_index=worker.index, balanced=config.balanced,
-                                  mirror=config.mirror)
+    if config.private:
+        dataset = train_split.poisson_dataset(plan.sampling_rate, config.seed, restored_step, config.mirror)
+    else:
+        dataset = train_split.dataset(config.batch_size, config.seed, start_step=restored_step,
+                                      num_workers=worker.num_workers, worker_index=worker.index,
+                                      balanced=config.balanced, mirror=config.mirror)
     with signals.StopRequest() as stop:
         last_step, metrics, stopped = _loop(run, iter(dataset), restored_step, stop)
     run.writer.flush()
@@ -180,16 +191,19 @@ def _open_writer(config, worker, resolved, step_number):
 
 def _log_progress(run, step_number, metrics, rate):
     config = run.config
+    spent = privacy.epsilon_spent(run.train_step.privacy_plan, step_number) if config.private else None
     with run.writer.as_default(step=step_number):
         for name, value in metrics.items():
             tf.summary.scalar(name, value)
         if np.isfinite(rate):
             tf.summary.scalar("steps_per_sec", rate)
+        if spent is not None:
+            tf.summary.scalar("privacy/epsilon", spent)
     if run.worker.is_chief:
         eta = _format_duration((config.train_steps - step_number) / rate) if np.isfinite(rate) else "?"
-        logging.info("step %d/%d  d_loss %.4f  g_loss %.4f  D(real) %.3f  D(fake) %.3f  %.2f steps/s  ETA %s",
+        logging.info("step %d/%d  d_loss %.4f  g_loss %.4f  D(real) %.3f  D(fake) %.3f  %.2f steps/s  ETA %s%s",
                      step_number, config.train_steps, metrics["d_loss"], metrics["g_loss"], metrics["d_real"],
-                     metrics["d_fake"], rate, eta)
+                     metrics["d_fake"], rate, eta, "" if spent is None else f"  ε {spent:.4g}")
 
 
 def _write_grid(run, step_number):

@@ -29,7 +29,7 @@ def test_a_few_steps_write_everything_and_resume_where_they_stopped(tmp_path, is
     assert not os.path.exists(os.path.join(workdir, ".lock")) or not open(os.path.join(workdir, ".lock")).read()
 
     assert _hparams_sessions(workdir) == [{**{k: v for k, v in config.to_dict().items()
-                                              if k not in ("workdir", "data_dir", "manual_dir")},
+                                              if k not in ("workdir", "data_dir", "manual_dir") and v is not None},
                                            "resolved_precision": "float32", "num_replicas": 1, "num_workers": 1,
                                            "resolution": 64, "num_train_images": 18, "resolved_input": "memory",
                                            "resolved_jit_compile": False}]

@@ -60,7 +60,8 @@ class TrainConfig(options.Options):
                                       "above which --input=auto streams.", lower=0)
     # Optimisation.
     train_steps: int = option(100_000, "Total steps (one D and one G update each).", lower=1)
-    batch_size: int = option(16, "Global batch size in images, split over all replicas.", lower=1)
+    batch_size: int = option(16, "Global batch size in images, split over all replicas (with --dp_epsilon: the "
+                             "expected number of real images per step).", lower=1, fixes_privacy=True)
     latent_dim: int = option(100, "Size of the noise vector z.", lower=1, fixes_model=True)
     learning_rate: float = option(2e-4, "Adam learning rate of both networks.", lower=0.0)
     g_learning_rate: float = option(0.0, "Adam learning rate of G alone; 0 = --learning_rate.", lower=0.0)
@@ -103,6 +104,16 @@ class TrainConfig(options.Options):
                                    "class signal starts to ramp in; before it G and D ignore the label.", lower=0)
     transition_end: int = option(0, "Transitional conditioning: the step at which the class signal reaches full "
                                  "strength; 0 = off (conditional from the start).", lower=0, adds_state=True)
+    # Differential privacy (off in the baseline): cgan.training.privacy.
+    dp_epsilon: float | None = option(None, "Train D with differential privacy (DP-SGD on its real images, Poisson-"
+                                      "sampled) so that the whole run spends at most this ε; G and its images "
+                                      "inherit the guarantee. Leave it out for ordinary training.", lower=0.01,
+                                      adds_state=True)
+    dp_delta: float | None = option(None, "With --dp_epsilon: the δ of the (ε, δ) guarantee; leave it out for "
+                                    "1 / (2 × training images). Must be below 1 / training images.", lower=1e-30,
+                                    upper=0.5, fixes_privacy=True)
+    dp_clip: float = option(1.0, "With --dp_epsilon: the L2 bound of each real image's gradient of D's loss.",
+                            lower=1e-6, fixes_privacy=True)
     # Architecture (defaults: the baseline's networks).
     arch: str = option("dcgan", "Networks: dcgan (the baseline's) or resnet (BigGAN-style residual blocks).",
                        choices=ARCHITECTURES, fixes_model=True)
@@ -169,9 +180,37 @@ class TrainConfig(options.Options):
             if side and side not in feature_sides(self.resolution):
                 raise UserError(f"--{name}={side} is not a feature-map side at {self.resolution} pixels: use 0 (no "
                                 f"attention) or one of {', '.join(map(str, feature_sides(self.resolution)))}")
+        if self.dp_epsilon is not None:
+            self._check_private()
+        elif self.dp_delta is not None:
+            raise UserError("--dp_delta is the δ of --dp_epsilon's guarantee: pass --dp_epsilon too, or leave "
+                            "--dp_delta out")
         if self.arch == "dcgan" and (self.g_channels or self.d_channels):
             raise UserError("--g_channels and --d_channels set the resnet's widths: pass --arch=resnet, or "
                             "leave them at 0")
+
+    def _check_private(self):
+        """Options that would let one real image reach D's update other than through its clipped gradient."""
+        refused = [
+            (self.d_norm == "batch", "--d_norm=batch mixes the real images' statistics in D: pass --d_norm=spectral "
+                                     "(or none)"),
+            (self.d_minibatch_std, "--d_minibatch_std shows D each class's spread over the batch: drop it"),
+            (self.r1_gamma, "--r1_gamma penalises D's gradient at real images outside the clipped update: pass "
+                            "--r1_gamma=0"),
+            (self.lecam, "--lecam keeps moving averages of D's outputs on real images: pass --lecam=0"),
+            (self.ada_target, "--ada_target tunes the augmentation from D's outputs on real images: pass "
+                              "--ada_target=0"),
+            (self.cpu_replicas > 1 or self.strategy == "multi_worker",
+             "it runs on one replica: pass --cpu_replicas=1 and --strategy=mirrored"),
+        ]
+        for refused_option, fix in refused:
+            if refused_option:
+                raise UserError(f"with --dp_epsilon, {fix}")
+
+    @property
+    def private(self):
+        """True when D trains with differential privacy (--dp_epsilon)."""
+        return self.dp_epsilon is not None
 
     @property
     def resolution(self):
@@ -218,6 +257,11 @@ def _check_dataset(dataset):
 def model_fields():
     """Names of the fields that fix the model (a workdir resumes only under the same values)."""
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("fixes_model"))
+
+
+def privacy_fields():
+    """Names of the options a private run's accounting depends on (a private workdir resumes only under them)."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("fixes_privacy"))
 
 
 def state_fields():

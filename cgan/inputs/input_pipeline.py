@@ -7,7 +7,6 @@
                             balanced=False, mirror="none")          # every class equally often; symmetries
     for images, labels in dataset: ...                               # [16, R, R, 3] float32 in [-1, 1], [16] int32
     images, labels = input_pipeline.load_split(builder, "train")    # in memory alone: [N, R, R, 3] uint8, [N] int32
-    dataset = input_pipeline.train_dataset(images, labels, global_batch_size=16, seed=0)
 
 Two sources, one stream: `memory` decodes the split once into a uint8 array; `stream` reads and decodes
 each batch's examples by index from the dataset's ArrayRecord copy (cgan.inputs.input_stream); `auto`
@@ -22,7 +21,8 @@ an order shuffled per round; the r-th draw of class c is `permutation(seed, c, e
 so a rare class repeats its examples more often, never some more than others (streaming reads every
 label once at start for this). `mirror` shows each real image as one of the square's 4 ("flip") or 8
 ("flip_rot90") symmetries, a stateless draw of (seed, the batch's first position), so it resumes exactly.
-Multi-worker: every worker builds the same global batches and keeps its slice (streaming reads only that).
+Multi-worker: every worker keeps its slice of the same global batches. `poisson_dataset` (--dp_epsilon) puts
+each example in step s's batch independently with probability q, a stateless draw of (seed, s).
 """
 
 import numpy as np
@@ -35,6 +35,7 @@ from cgan.core.errors import UserError
 
 _INDEX_SHUFFLE_ROUNDS = 4
 _MIRROR_SALT = 0x6d6972726f72  # the symmetry draws' stream, apart from the shuffles' (seed, epoch, ...) ones
+_POISSON_SALT = 0x706f6973     # the Poisson sample's stream, apart from the others
 _SYMMETRIES = {"none": 1, "flip": 4, "flip_rot90": 8}  # symmetries of the square drawn from, per MIRRORS value
 _MIB = 1 << 20
 
@@ -150,6 +151,48 @@ def apply_symmetries(images, choices):
     return where(2, tf.transpose(images, [0, 2, 1, 3]), images)
 
 
+def poisson_indices(step, num_examples, rate, seed):
+    """The examples of step `step`'s Poisson sample: each of the N in it independently with probability `rate`.
+
+    One stateless uniform draw per example, of (seed, step), compared with the rate: a Bernoulli mask,
+    exactly what the privacy accountant assumes (a shuffle's first k would favour some examples).
+
+    Args:
+        step: int64 scalar, the training step.
+        num_examples: N.
+        rate: q in (0, 1].
+        seed: int, the run's seed.
+
+    Returns:
+        [k] int64 distinct indices in [0, N), ascending, k varying from step to step.
+    """
+    stream = tf.stack([tf.constant(seed + _POISSON_SALT, tf.int64), tf.cast(step, tf.int64)])
+    draws = tf.random.stateless_uniform([num_examples], stream, dtype=tf.float64)     # [N]
+    return tf.where(draws < rate)[:, 0]
+
+
+def poisson_dataset(fetch, num_examples, rate, seed, start_step=0, mirror="none"):
+    """The training stream of a differentially private run: step s's batch is `poisson_indices(s)`.
+
+    Args:
+        fetch, num_examples, seed, mirror: as `indexed_dataset`.
+        rate: each example's probability to be in a step's batch (batch size / N).
+        start_step: first step this stream serves.
+
+    Returns:
+        tf.data.Dataset of (images [k, R, R, 3] float32 in [-1, 1], labels [k] int32), k varying.
+    """
+    def batch(step):
+        images, labels = fetch(poisson_indices(step, num_examples, rate, seed))
+        if mirror != "none":
+            images = apply_symmetries(images, symmetry_choices(step, tf.shape(labels)[0], seed, mirror))
+        return normalise(images), labels
+
+    dataset = tf.data.Dataset.range(int(start_step), np.iinfo(np.int64).max)
+    dataset = dataset.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 def symmetry_choices(first_position, global_batch_size, seed, mirror):
     """[GB] int32: the symmetry of each image of the global batch starting at `first_position` (see the
     module docstring); all 0 for mirror="none"."""
@@ -183,14 +226,15 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
     if len(labels) != num_examples:
         raise ValueError(f"{num_examples} images but {len(labels)} labels")
     label_values = np.asarray(labels)
+    return indexed_dataset(_memory_fetch(images, labels), num_examples, global_batch_size, seed, start_step, num_workers, worker_index,
+                           balanced_labels=label_values if balanced else None, mirror=mirror)
+
+
+def _memory_fetch(images, labels):
+    """The `fetch` of arrays held in memory: [B] int64 indices -> (images [B, R, R, 3] uint8, labels [B] int32)."""
     images = tf.constant(images)
     labels = tf.constant(labels, tf.int32)
-
-    def gather(indices):                                                 # [B] int64
-        return tf.gather(images, indices), tf.gather(labels, indices)
-
-    return indexed_dataset(gather, num_examples, global_batch_size, seed, start_step, num_workers, worker_index,
-                           balanced_labels=label_values if balanced else None, mirror=mirror)
+    return lambda indices: (tf.gather(images, indices), tf.gather(labels, indices))
 
 
 def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False,
@@ -274,6 +318,16 @@ class TrainingSplit:
     def __init__(self, mode, num_examples, resolution, arrays=None, reader=None):
         self.mode, self.num_examples, self.resolution = mode, num_examples, resolution
         self._arrays, self._reader = arrays, reader
+
+    def class_counts(self, num_classes):
+        """[num_classes] int64: training images per class."""
+        labels = self._reader.labels() if self._reader is not None else self._arrays[1]
+        return np.bincount(labels, minlength=num_classes)
+
+    def poisson_dataset(self, rate, seed, start_step=0, mirror="none"):
+        """The differentially private run's stream (see `poisson_dataset`)."""
+        fetch = self._reader.fetch if self._reader is not None else _memory_fetch(*self._arrays)
+        return poisson_dataset(fetch, self.num_examples, rate, seed, start_step, mirror)
 
     def dataset(self, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False,
                 mirror="none"):

@@ -28,7 +28,7 @@ from cgan.core import files, images
 from cgan.model import model_files
 
 from cgan.run import checkpoints, run_lock
-from cgan.core.config import TrainConfig, model_fields, state_fields
+from cgan.core.config import TrainConfig, model_fields, privacy_fields, state_fields
 from cgan.core.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -54,8 +54,11 @@ def write_hparams(config, resolved):
         resolved: what the trainer resolved (resolved_precision, num_replicas, ...), as in config.json.
     """
     from tensorboard.plugins.hparams import api as hparams_api
-    values = {k: v for k, v in {**config.to_dict(), **resolved}.items()
-              if k not in _NOT_HPARAMS and isinstance(v, (bool, int, float, str))}
+    flat = {**config.to_dict(), **resolved}
+    for name, value in list(flat.items()):
+        if isinstance(value, dict):   # e.g. privacy: {noise_multiplier, ...} -> privacy.noise_multiplier
+            flat.update({f"{name}.{key}": inner for key, inner in flat.pop(name).items()})
+    values = {k: v for k, v in flat.items() if k not in _NOT_HPARAMS and isinstance(v, (bool, int, float, str))}
     with tf.summary.create_file_writer(config.workdir).as_default():
         hparams_api.hparams(values, trial_id=os.path.basename(os.path.normpath(config.workdir)))
 
@@ -89,6 +92,12 @@ def check_resumable(config):
         if bool(old) != bool(new):
             raise UserError(f"{config.workdir} holds a run {'with' if old else 'without'} --{field}: pass "
                             f"--{field}={old} to resume it, or a new --workdir to start another run")
+    if stored.private:
+        for field in privacy_fields():
+            old, new = getattr(stored, field), getattr(config, field)
+            if old != new:
+                raise UserError(f"{config.workdir} holds a private run with --{field}={old}, on which its privacy "
+                                f"accounting rests: pass --{field}={old} to resume it, or a new --workdir")
 
 
 @contextlib.contextmanager
@@ -124,10 +133,14 @@ def write_grid(workdir, step, grid):
 
 def export_info(train_step):
     """What travels with the exported generator (generator.json): enough to sample without the workdir."""
-    return {"class_names": list(train_step.class_names), "latent_dim": train_step.config.latent_dim,
-            "resolution": train_step.resolution, "step": int(train_step.step.numpy()),
+    step = int(train_step.step.numpy())
+    info = {"class_names": list(train_step.class_names), "latent_dim": train_step.config.latent_dim,
+            "resolution": train_step.resolution, "step": step,
             "precision": train_step.policy, "ema": train_step.ema is not None,
             "config": train_step.config.to_dict()}
+    if train_step.privacy:
+        info["privacy"] = train_step.privacy_plan.to_dict(steps=step)
+    return info
 
 
 def export_models(workdir, train_step):

@@ -3,10 +3,8 @@
     python sample.py --export_dir=out/balanced --top_up_to=max            # every class up to the largest
     python sample.py --export_dir=out/balanced --top_up_to=800 --export_add --model=other/generator.keras
     python sample.py --export_dir=out/generated --per_class=500 --noexport_real_test   # no real image at all
-
     manifest = dataset_export.export_dataset("runs/demo/generator.keras", "out/balanced",
                                              dataset_export.ExportSettings(top_up_to="max"))
-    pictures, labels, seeds = dataset_export.generate_top_up(run_source.load_source("runs/demo/generator.keras"))
 
 The tree reads like the real data, to a classifier and to `--dataset=isic_skin_cancer/folders_64
 --manual_dir=OUT`: `Train/<class>/class03_melanoma_real0000.png` (real, top-up mode) and
@@ -23,6 +21,8 @@ after the last seed the manifest lists: seed s gives the same z in every class, 
 share one. The same settings give the same files, byte for byte; `truncation` is in the file names
 (`_trunc0.70`). Adding never overwrites: it refuses a tree whose manifest is missing or made for other
 classes or another resolution, and any existing file name; top-up counts what the tree already holds.
+Privacy: each entry of the manifest carries its model's (ε, δ) (null without --dp_epsilon); "privacy"
+sums them over the tree's distinct models (basic composition) and counts its unprotected real images.
 """
 
 import dataclasses
@@ -272,7 +272,7 @@ def _new_manifest(old, source, settings, plan):
         counts[TEST_DIR] = old["counts"][TEST_DIR]
     entry = {
         "model": {"path": source.model_path, "sha256": _model_digest(source.model_path), "step": source.step,
-                  "dataset": source.dataset},
+                  "dataset": source.dataset, "privacy": source.info.get("privacy")},
         "settings": {"mode": settings.mode, "per_class": settings.per_class, "top_up_to": settings.top_up_to,
                      "target_per_class": plan.target, "seed": plan.seeds[0].start, "truncation": settings.truncation,
                      "add": settings.add, "real_test": settings.real_test},
@@ -281,6 +281,7 @@ def _new_manifest(old, source, settings, plan):
         "written": {TRAIN_DIR: written_train, TEST_DIR: written_test},
     }
     next_seed = int(old["next_seed"]) if old else 0
+    exports = (old or {}).get("exports", []) + [entry]
     return {
         "format": _MANIFEST_FORMAT,
         "class_names": list(names),
@@ -288,7 +289,26 @@ def _new_manifest(old, source, settings, plan):
         "counts": counts,
         "next_seed": max(next_seed, plan.seeds[-1].stop),
         "seeds": "generated image k of a command uses seed `first + k` of its class's range (sampling.generate)",
-        "exports": (old or {}).get("exports", []) + [entry],
+        "privacy": privacy_statement(exports, counts),
+        "exports": exports,
+    }
+
+
+def privacy_statement(exports, counts):
+    """What protects the tree: the generated images' (ε, δ), summed over the distinct models that made them
+    (basic composition; None when one was trained without differential privacy), and the real images."""
+    models = {entry["model"]["sha256"]: entry["model"].get("privacy") for entry in exports}
+    real = sum(kinds.get("real", 0) for split in counts.values() for kinds in split.values())
+    private = all(models.values())
+    return {
+        "generated_images": {"epsilon": sum(p["epsilon"] for p in models.values()),
+                             "delta": sum(p["delta"] for p in models.values()),
+                             "models": len(models), "accountant": models and next(iter(models.values()))["accountant"]}
+        if private else None,
+        "real_images": real,
+        "note": ("the generated images are differentially private with this (epsilon, delta) over the training "
+                 "images" if private else "a model here was trained without --dp_epsilon: no guarantee")
+                + ("; the real images in the tree are copies and are not protected" if real else ""),
     }
 
 
@@ -344,9 +364,12 @@ def summary_line(manifest, out_dir):
     real = sum(counts["real"] for counts in written[TRAIN_DIR].values())
     test = sum(counts["real"] for counts in written[TEST_DIR].values())
     totals = [sum(counts.values()) for counts in manifest["counts"][TRAIN_DIR].values()]
+    guarantee = manifest["privacy"]["generated_images"]
+    privacy = (f"; generated images at (ε = {guarantee['epsilon']:.3g}, δ = {guarantee['delta']:.2g})"
+               + (", real images unprotected" if manifest["privacy"]["real_images"] else "")) if guarantee else ""
     return (f"Wrote {synthetic} generated and {real} real training images and {test} real test images into "
-            f"{out_dir} ({TRAIN_DIR}/ now holds {min(totals)} to {max(totals)} images per class); manifest: "
-            f"{os.path.join(out_dir, MANIFEST_FILE)}")
+            f"{out_dir} ({TRAIN_DIR}/ now holds {min(totals)} to {max(totals)} images per class{privacy}); "
+            f"manifest: {os.path.join(out_dir, MANIFEST_FILE)}")
 
 
 def _write_real(planned, kind, split):

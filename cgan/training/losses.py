@@ -38,11 +38,13 @@ def _flat_float32(logits):
     return tf.cast(tf.reshape(logits, [-1]), tf.float32)                 # [B]
 
 
-def _bce(logits, target, global_batch_size):
+def _bce_terms(logits, target):
     logits = _flat_float32(logits)                                       # [B]
-    per_example = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target),
-                                                          logits=logits)
-    return _mean(per_example, global_batch_size)
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target), logits=logits)
+
+
+def _bce(logits, target, global_batch_size):
+    return _mean(_bce_terms(logits, target), global_batch_size)
 
 
 def _check_kind(kind):
@@ -62,11 +64,25 @@ def discriminator_loss(real_logits, fake_logits, global_batch_size, kind="bce"):
     Returns:
         scalar float32, this replica's share of the global mean loss.
     """
+    return _mean(real_terms(real_logits, kind), global_batch_size) + fake_loss(fake_logits, global_batch_size, kind)
+
+
+def real_terms(real_logits, kind="bce"):
+    """[B] float32: each real image's term of D's loss (bce: -log σ(r); hinge: relu(1 - r)).
+
+    The private D update (cgan.training.privacy) clips each image's gradient of its term."""
     _check_kind(kind)
     if kind == "hinge":
-        return (_mean(tf.nn.relu(1.0 - _flat_float32(real_logits)), global_batch_size)
-                + _mean(tf.nn.relu(1.0 + _flat_float32(fake_logits)), global_batch_size))
-    return _bce(real_logits, 1.0, global_batch_size) + _bce(fake_logits, 0.0, global_batch_size)
+        return tf.nn.relu(1.0 - _flat_float32(real_logits))
+    return _bce_terms(real_logits, 1.0)
+
+
+def fake_loss(fake_logits, global_batch_size, kind="bce"):
+    """D's loss on a generated batch alone: the second half of `discriminator_loss`."""
+    _check_kind(kind)
+    if kind == "hinge":
+        return _mean(tf.nn.relu(1.0 + _flat_float32(fake_logits)), global_batch_size)
+    return _bce(fake_logits, 0.0, global_batch_size)
 
 
 def generator_loss(fake_logits, global_batch_size, kind="bce"):

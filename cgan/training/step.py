@@ -14,23 +14,31 @@ Randomness that must resume exactly — the noise z and the augmentation paramet
 checkpointed `tf.random.Generator` for the GLOBAL batch and sliced per worker and replica, so a
 resumed run, and a run on another number of replicas, sees the same numbers. Losses are reduced as
 cgan.training.losses states (per-example sum ÷ global batch; replicas' gradients are summed).
+
+With --dp_epsilon the real batch is a Poisson sample of varying size and D's update on it is DP-SGD
+(cgan.training.privacy): the fakes then take labels drawn from the class proportions (uniform with
+--balanced), not the real batch's, so that G's update uses no real label.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from cgan.core import seeding
 
 from cgan.model import networks
 
-from cgan.training import ada, augment, distribute, ema, losses, optimizers, precision, schedules
+from cgan.training import ada, augment, distribute, ema, losses, optimizers, precision, privacy, schedules
 from cgan.training.distribute import WorkerInfo
 from cgan.core.errors import UserError
+
+
+DP_CHUNKS_PER_BATCH = 2   # a private step computes per-example gradients in chunks of batch / 2 images
 
 
 class TrainStep:
     """Holds the networks, optimizers, EMA, noise generator and step counter of one run."""
 
-    def __init__(self, config, strategy, policy, class_names, resolution, worker=WorkerInfo()):
+    def __init__(self, config, strategy, policy, class_names, resolution, worker=WorkerInfo(), class_counts=None):
         """
         Args:
             config: the run's TrainConfig.
@@ -39,9 +47,12 @@ class TrainStep:
             class_names: label names; index i names label i.
             resolution: image side in pixels.
             worker: this process's place in a multi-worker cluster.
+            class_counts: [C] training images per class; the private step draws the fakes' labels from
+                their proportions (needed with --dp_epsilon, unless --balanced).
 
         Raises:
-            UserError: an architecture option that does not fit the resolution.
+            UserError: an architecture option that does not fit the resolution; --dp_epsilon on several
+                replicas.
         """
         self.config = config
         self.strategy = strategy
@@ -53,6 +64,14 @@ class TrainStep:
         num_classes = len(self.class_names)
         synchronized = strategy.num_replicas_in_sync > 1
         self.transitional = bool(config.transition_end)
+        self.privacy = None
+        if config.private:
+            if strategy.num_replicas_in_sync > 1:
+                raise UserError(f"--dp_epsilon trains on one replica, not {strategy.num_replicas_in_sync}: make one "
+                                f"device visible (e.g. CUDA_VISIBLE_DEVICES=0)")
+            weights = np.ones(num_classes) if config.balanced or class_counts is None else np.asarray(class_counts)
+            self._fake_label_cdf = tf.constant(np.cumsum(weights) / np.sum(weights), tf.float32)   # [C]
+            self._dp_chunk = max(1, -(-config.batch_size // DP_CHUNKS_PER_BATCH))
         with strategy.scope():
             # The layers' initialisers take no seeds: the weights come from the global seed, set here so
             # that they depend on --seed alone, not on what ran before (a dataset build, say).
@@ -79,22 +98,25 @@ class TrainStep:
             self.lecam = losses.LeCamAnchors(config.lecam_decay) if config.lecam else None
             self.ada = (ada.AdaptiveAugment(config.ada_target, config.ada_interval, config.ada_speed_images)
                         if config.ada_target else None)
+            self.privacy = privacy.PrivacyState() if config.private else None
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.noise = tf.random.Generator.from_seed(config.seed)
         # Options add their state only when they are on, so checkpoints of runs without them stay as they were.
-        optional = {"ema_generator": self.ema.model if self.ema else None, "lecam": self.lecam, "ada": self.ada}
+        optional = {"ema_generator": self.ema.model if self.ema else None, "lecam": self.lecam, "ada": self.ada,
+                    "privacy": self.privacy}
         self.checkpoint = tf.train.Checkpoint(step=self.step, generator=self.generator,
                                               discriminator=self.discriminator,
                                               g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
                                               noise=self.noise, **{k: v for k, v in optional.items() if v})
         self.metric_names = ("d_loss", "g_loss", "d_real", "d_fake") + ("lecam_loss",) * bool(self.lecam) \
-            + ("ada_p", "ada_rt") * bool(self.ada) + ("class_strength",) * self.transitional
+            + ("ada_p", "ada_rt") * bool(self.ada) + ("class_strength",) * self.transitional \
+            + ("dp_real_images", "dp_clipped") * bool(self.privacy)
         self.jit_compile = distribute.resolve_jit_compile(config)
         # XLA compiles one replica's whole step, both updates included. The loop around it cannot be
         # compiled (it takes the next batch from the iterator) and stays outside, with the draws from the
         # noise generator, so that z and the augmentations are the same numbers with XLA on or off.
-        self._replica_update = (tf.function(self._replica_step, jit_compile=True) if self.jit_compile
-                                else self._replica_step)
+        replica_step = self._private_replica_step if self.privacy else self._replica_step
+        self._replica_update = tf.function(replica_step, jit_compile=True) if self.jit_compile else replica_step
         self._compiled_steps = tf.function(self._steps, reduce_retracing=True)
 
     def _make_optimizer(self, learning_rate):
@@ -105,6 +127,15 @@ class TrainStep:
     def sampling_generator(self):
         """The generator to sample, evaluate and export: the EMA one when there is one."""
         return self.ema.model if self.ema else self.generator
+
+    def start_privacy(self, num_examples):
+        """The privacy.Plan of a --dp_epsilon run, after any restore: σ calibrated now, or the checkpoint's.
+
+        Raises:
+            UserError: see privacy.plan.
+        """
+        self.privacy_plan = self.privacy.start(self.config, num_examples)
+        return self.privacy_plan
 
     def run_steps(self, iterator, num_steps):
         """Runs num_steps steps in one compiled call; returns the last step's metrics as floats."""
@@ -124,9 +155,13 @@ class TrainStep:
         for _ in tf.range(num_steps):
             images, labels = next(iterator)                   # [GB / workers, R, R, 3], [GB / workers]
             z = self._worker_rows(self.noise.normal([self.config.batch_size, self.config.latent_dim]))
-            aug = self._worker_augment_params()
-            strength = self._set_class_strength(self.generator, self.discriminator)
-            per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z, aug))
+            if self.privacy:
+                strength = self._set_class_strength(self.generator, self.discriminator)
+                per_replica = self.strategy.run(self._replica_update, args=self._private_inputs(images, labels, z))
+            else:
+                aug = self._worker_augment_params()
+                strength = self._set_class_strength(self.generator, self.discriminator)
+                per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z, aug))
             if self.ema:
                 self.ema.update(self.step)
                 self._set_class_strength(self.ema.model)  # follows the schedule, not a lagging mean of it
@@ -170,6 +205,29 @@ class TrainStep:
         params = [self._worker_rows(augment.random_params(self.noise, self.config.batch_size, adaptive=adaptive))
                   for _ in range(3)]
         return tf.stack(params)
+
+    def _private_inputs(self, images, labels, z):
+        """A private step's arguments: the Poisson batch padded to whole chunks, its mask, the fakes'
+        labels, augmentation parameters and D's gradient noise (all drawn outside the compiled step).
+
+        Shapes: images [k, R, R, 3] -> [M, R, R, 3] (M = k rounded up to whole chunks, at least one),
+        labels [k] -> [M], mask [M], fake_labels [B], z [B, latent], aug_real [M, P], aug_fake [2, B, P].
+        """
+        batch, chunk = self.config.batch_size, self._dp_chunk
+        count = tf.shape(labels)[0]
+        padded = tf.maximum(1, (count + chunk - 1) // chunk) * chunk
+        images = tf.pad(images, [[0, padded - count], [0, 0], [0, 0], [0, 0]])
+        labels = tf.pad(labels, [[0, padded - count]])
+        mask = tf.cast(tf.range(padded) < count, tf.float32)
+        fake_labels = tf.searchsorted(self._fake_label_cdf, self.noise.uniform([batch]), side="right")
+        fake_labels = tf.minimum(tf.cast(fake_labels, tf.int32), len(self.class_names) - 1)   # a cdf ending at 1 - ε
+        if self.augment_policy:
+            aug_real = augment.random_params(self.noise, padded)
+            aug_fake = tf.stack([augment.random_params(self.noise, batch) for _ in range(2)])
+        else:
+            aug_real, aug_fake = tf.zeros([padded, augment.NUM_PARAMS]), tf.zeros([2, batch, augment.NUM_PARAMS])
+        noise = [self.noise.normal(v.shape) for v in self.discriminator.trainable_variables]
+        return images, labels, mask, fake_labels, z, aug_real, aug_fake, noise
 
     def _sliced_step(self, images, labels, z, aug):
         """Runs in each replica: keeps this replica's rows of the worker's batch, then steps."""
@@ -241,3 +299,58 @@ class TrainStep:
         d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
         d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake, **extra}
+
+    def _private_replica_step(self, images, labels, mask, fake_labels, z, aug_real, aug_fake, noise):
+        """One private D update (DP-SGD on the real images, see cgan.training.privacy) and one G update.
+
+        D's gradient = (Σ_i clip(∇ real_term_i) + N(0, (σ · clip)² I)) / B + ∇ fake_loss, B the expected
+        real batch (--batch_size): dividing by the sample's own size would reveal it. The real images'
+        terms run through D one by one in inference mode, so no image affects another's gradient (the
+        spectral norms' power iteration advances on the generated batch, and depends on no image).
+
+        Shapes: images [M, R, R, 3], labels [M], mask [M], fake_labels [B], z [B, latent],
+        aug_real [M, P], aug_fake [2, B, P], noise: tensors shaped like D's trainable variables.
+        """
+        config, batch = self.config, self.config.batch_size
+        if config.mode_seeking:  # pairs (i, i + b/2) share a label and differ in z
+            half = batch // 2
+            fake_labels = tf.concat([fake_labels[:half], fake_labels[:half], fake_labels[2 * half:]], axis=0)
+        variables = self.discriminator.trainable_variables
+        scale = precision.scale_loss(self.d_optimizer, tf.constant(1.0))   # the loss scale (1 without one)
+
+        def real_term(image, label):
+            logit = self.discriminator([image[None], label[None]], training=False)               # [1, 1]
+            return scale * losses.real_terms(logit, config.loss)[0], tf.reshape(logit, [])
+
+        with tf.GradientTape() as g_tape:
+            fake = self.generator([z, fake_labels], training=True)                        # [B, R, R, 3]
+            with g_tape.stop_recording():
+                clipped_sums, real_logits, norms = privacy.clipped_gradient_sum(
+                    real_term, variables, (self._augment(images, aug_real), labels), mask,
+                    scale * config.dp_clip, self._dp_chunk)                               # ..., [M], [M]
+                with tf.GradientTape() as d_tape:
+                    fake_logits = self.discriminator([self._augment(tf.stop_gradient(fake), aug_fake[0]),
+                                                      fake_labels], training=True)        # [B, 1]
+                    fake_loss = losses.fake_loss(fake_logits, batch, kind=config.loss)
+                    scaled = precision.scale_loss(self.d_optimizer, fake_loss)
+                noise_stddev = scale * config.dp_clip * tf.cast(self.privacy.noise_multiplier, tf.float32)
+                gradients = [(total + noise_stddev * draw) / batch + tf.cast(fake_gradient, tf.float32)
+                             for total, draw, fake_gradient in zip(clipped_sums, noise,
+                                                                   d_tape.gradient(scaled, variables))]
+                self.d_optimizer.apply_gradients(zip(gradients, variables))
+            g_logits = self.discriminator([self._augment(fake, aug_fake[1]), fake_labels], training=True)
+            g_loss = losses.generator_loss(g_logits, batch, kind=config.loss)
+            if config.mode_seeking:
+                g_loss += config.mode_seeking * losses.mode_seeking_loss(fake, z, 1)
+            scaled = precision.scale_loss(self.g_optimizer, g_loss)
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled, variables), variables))
+
+        count = tf.reduce_sum(mask)
+        real_loss = tf.reduce_sum(mask * losses.real_terms(real_logits, config.loss)) / batch
+        return {"d_loss": real_loss + fake_loss, "g_loss": g_loss,
+                "d_real": tf.reduce_sum(mask * tf.sigmoid(real_logits)) / tf.maximum(count, 1.0),
+                "d_fake": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
+                "dp_real_images": count,
+                "dp_clipped": tf.reduce_sum(mask * tf.cast(norms > scale * config.dp_clip, tf.float32))
+                / tf.maximum(count, 1.0)}
