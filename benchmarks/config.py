@@ -47,3 +47,6 @@ class BenchmarkConfig(options.Options):
                                      "runs on CPUs too.")
     presets: tuple[str, ...] = option(("p100.flags", "quality.flags"), "Flag files of --quick_gpu: paths, or names "
                                        "of files in the repository root.", nonempty=True)
+    dp_epsilon: float | None = option(None, "With --quick_gpu: also time each preset that allows it with this "
+                                      "--dp_epsilon (differentially private training), beside the preset as it is.",
+                                      lower=0.01)

@@ -14,6 +14,7 @@
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from benchmarks import baseline
@@ -37,7 +38,8 @@ def make_trainer(train_config, policy, class_names, resolution):
     Returns:
         An object with `generator`, `discriminator` and `run_steps(iterator, num_steps)`.
     """
-    return step.TrainStep(train_config, distribute.make_strategy(train_config), policy, class_names, resolution)
+    return step.TrainStep(train_config, distribute.make_strategy(train_config), policy, class_names, resolution,
+                          class_counts=np.ones(len(class_names)))
 
 
 def _chunks(total, size):
@@ -79,9 +81,15 @@ class TrainerLoop:
         self.train_config = train_config
         self.trainer = make_trainer(train_config, precision.resolve(train_config.precision), data.class_names,
                                     data.resolution)
-        self.iterator = iter(input_pipeline.train_dataset(data.images, data.labels, train_config.batch_size,
-                                                          train_config.seed, balanced=train_config.balanced,
-                                                          mirror=train_config.mirror))
+        if train_config.private:   # the Poisson sample of cgan.train, at the calibrated rate
+            plan = self.trainer.start_privacy(len(data.images))
+            fetch = input_pipeline.memory_fetch(data.images, data.labels)
+            dataset = input_pipeline.poisson_dataset(fetch, len(data.images), plan.sampling_rate, train_config.seed,
+                                                     mirror=train_config.mirror)
+        else:
+            dataset = input_pipeline.train_dataset(data.images, data.labels, train_config.batch_size, train_config.seed,
+                                                   balanced=train_config.balanced, mirror=train_config.mirror)
+        self.iterator = iter(dataset)
 
     def _run(self, num_steps):
         # Calls of steps_per_call steps, as the training loop makes between summaries; run_steps

@@ -17,7 +17,8 @@ is the preset's.
 
 Every (preset, batch size, XLA) loop is built and warmed up first (tracing and XLA compilation are
 not timed), then timed in rounds that visit every loop once (benchmarks.run), and the median of the
-rounds is reported. The projection divides each preset's --train_steps by its rate at its own batch
+rounds is reported. With --dp_epsilon every preset that allows it is also timed trained privately
+(XLA off, as the private step must be), beside its own XLA-off rate. The projection divides each preset's --train_steps by its rate at its own batch
 size, with XLA as --jit_compile=auto would choose and with each setting; it counts training steps
 only (the trainer's summaries, grids and checkpoints add to it).
 """
@@ -34,6 +35,7 @@ from cgan.core.errors import UserError
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XLA_SETTINGS = {"XLA off": "false", "XLA on": "true"}   # label -> --jit_compile
+PRIVATE = "--dp_epsilon, XLA off"                        # the loop label of a preset trained privately
 
 
 def preset_path(name):
@@ -41,7 +43,7 @@ def preset_path(name):
     return name if os.path.isabs(name) or os.path.exists(name) else os.path.join(REPOSITORY, name)
 
 
-def preset_config(name, config, batch_size=None, jit_compile=None):
+def preset_config(name, config, batch_size=None, jit_compile=None, extra=()):
     """The TrainConfig that trainer.py would run for `--flagfile=name`, with the benchmark's dataset.
 
     Args:
@@ -49,6 +51,7 @@ def preset_config(name, config, batch_size=None, jit_compile=None):
         config: the BenchmarkConfig (dataset, data_dir, manual_dir).
         batch_size: images per step instead of the preset's; None keeps the preset's.
         jit_compile: "true", "false" or "auto" instead of the preset's; None keeps the preset's.
+        extra: more flags over the preset, e.g. ("--dp_epsilon=10",).
 
     Returns:
         a cgan.core.config.TrainConfig.
@@ -64,6 +67,7 @@ def preset_config(name, config, batch_size=None, jit_compile=None):
     overrides = [f"--dataset={config.dataset}", f"--data_dir={config.data_dir}", f"--manual_dir={config.manual_dir}"]
     overrides += [f"--batch_size={batch_size}"] * (batch_size is not None)
     overrides += [f"--jit_compile={jit_compile}"] * (jit_compile is not None)
+    overrides += list(extra)
     try:
         flag_values(["benchmarks", f"--flagfile={path}", *overrides])
     except flags.Error as e:
@@ -89,6 +93,46 @@ def _projection(train_config, by_batch):
             "chosen": chosen, "chosen_seconds": seconds[chosen]}
 
 
+def _private_flags(config):
+    return (f"--dp_epsilon={config.dp_epsilon:g}",)
+
+
+def _refusals(config):
+    """{preset: None, or why it cannot train with --dp_epsilon} for every preset; {} without --dp_epsilon."""
+    if config.dp_epsilon is None:
+        return {}
+    reasons = {}
+    for name in config.presets:
+        try:
+            preset_config(name, config, extra=_private_flags(config))
+            reasons[name] = None
+        except UserError as e:
+            reasons[name] = str(e)
+    return reasons
+
+
+def _private_presets(config, log):
+    """The presets to time with --dp_epsilon as well (XLA off: it cannot compile the private step)."""
+    names = []
+    for name, reason in _refusals(config).items():
+        if reason:
+            log(f"{name} is not timed with --dp_epsilon: {reason}")
+        else:
+            names.append(name)
+    return names
+
+
+def _private_figures(config, samples, preset, name):
+    """A preset's private rates beside its own (XLA off both), and what the privacy costs in speed."""
+    by_batch = {}
+    for batch_size in config.batch_sizes:
+        rate = _rate(samples[(name, batch_size, PRIVATE)], batch_size)
+        plain = preset["batches"][str(batch_size)]["XLA off"]["steps_per_sec"]
+        by_batch[str(batch_size)] = {**rate, "without_steps_per_sec": plain,
+                                     "slowdown": plain / rate["steps_per_sec"]}
+    return {"dp_epsilon": config.dp_epsilon, "batches": by_batch}
+
+
 def run(config, data=None, log=print):
     """Builds, warms up and times the trainer of every preset, batch size and XLA setting.
 
@@ -100,8 +144,9 @@ def run(config, data=None, log=print):
     Returns:
         JSON-ready dict with sections mode, machine, gpu_visible, settings, presets (per flag file: its
         options, the precision and XLA setting it resolves to here, its rates by batch size and XLA
-        setting with XLA's speed-up, and the projection of its --train_steps), targets, load and
-        wall_seconds.
+        setting with XLA's speed-up, and the projection of its --train_steps), private (per flag file
+        with --dp_epsilon: its private rates, its own, and the slowdown; or why it was refused),
+        targets, load and wall_seconds.
     """
     started = time.perf_counter()
     benchmark_run.configure_threads(config)
@@ -120,6 +165,14 @@ def run(config, data=None, log=print):
                 log(f"warming up {benchmark_run.loop_name(key)}")
                 built[key] = loops.TrainerLoop(config, data, preset_config(name, config, batch_size, jit_compile))
                 built[key].warm_up()
+    private_presets = _private_presets(config, log)
+    for name in private_presets:
+        for batch_size in config.batch_sizes:
+            key = (name, batch_size, PRIVATE)
+            log(f"warming up {benchmark_run.loop_name(key)}")
+            built[key] = loops.TrainerLoop(config, data, preset_config(name, config, batch_size, "false",
+                                                                       _private_flags(config)))
+            built[key].warm_up()
     samples, rounds = benchmark_run.timed_rounds(config, built, machine.MemoryLog(), log)
     presets = {}
     for name, train_config in configs.items():
@@ -139,6 +192,8 @@ def run(config, data=None, log=print):
         "settings": {**config.to_dict(), "dataset_full_name": data.name, "num_train_images": len(data.images),
                      "resolution": data.resolution},
         "presets": presets,
+        "private": {name: _private_figures(config, samples, presets[name], name) if name in private_presets
+                    else {"refused": reason} for name, reason in _refusals(config).items()},
         "load": {"load_average_start": load_start, "load_average_end": machine.load_average(), "rounds": rounds},
     }
     results["targets"] = report.evaluate_preset_targets(results)

@@ -247,6 +247,14 @@ def format_presets_report(results):
             lines.append(f"{name:<16} {b:>5} {preset['resolved_precision']:<15} "
                          f"{by_setting['XLA off']['steps_per_sec']:>9.2f} {by_setting['XLA on']['steps_per_sec']:>9.2f} "
                          f"{by_setting['xla_speedup']:>6.2f}x")
+    for name, private in results.get("private", {}).items():
+        if "refused" in private:
+            lines.append(f"{name} with --dp_epsilon: not timed ({private['refused']})")
+            continue
+        for b, figures in private["batches"].items():
+            lines.append(f"{name} with --dp_epsilon={private['dp_epsilon']:g}, batch {b}, XLA off: "
+                         f"{figures['steps_per_sec']:.2f} steps/s against {figures['without_steps_per_sec']:.2f} "
+                         f"without ({figures['slowdown']:.2f}x slower)")
     lines.append("")
     for name, preset in results["presets"].items():
         projection = preset["projection"]

@@ -85,6 +85,17 @@ def test_on_a_gpu_the_p100_target_is_judged_from_the_chosen_setting():
     assert "target NOT met" in report.format_presets_report(missed)
 
 
+def test_the_report_sets_private_rates_beside_the_preset_s_own():
+    results = _results(gpu_visible=False, p100_rate_on=200.0)
+    results["private"] = {"p100.flags": {"refused": "with --dp_epsilon, --d_norm=batch mixes ..."},
+                          "quality.flags": {"dp_epsilon": 3.0, "batches": {"16": {
+                              "steps_per_sec": 20.0, "without_steps_per_sec": 50.0, "slowdown": 2.5}}}}
+    text = report.format_presets_report(results)
+    assert "p100.flags with --dp_epsilon: not timed (with --dp_epsilon, --d_norm=batch mixes ...)" in text
+    assert "quality.flags with --dp_epsilon=3, batch 16, XLA off: 20.00 steps/s against 50.00 without " \
+           "(2.50x slower)" in text
+
+
 def test_without_a_gpu_the_report_says_so_and_judges_no_target():
     results = _results(gpu_visible=False, p100_rate_on=200.0)
     assert results["targets"] == []
@@ -102,7 +113,8 @@ def test_quick_run_writes_every_preset_both_ways(tmp_path, isic_folders):
     json_path = tmp_path / "quick.json"
     command = [sys.executable, "-m", "benchmarks", "--quick_gpu", f"--presets={preset},quality.flags",
                "--dataset=isic_skin_cancer/real_64", f"--manual_dir={isic_folders}", f"--data_dir={tmp_path / 'tfds'}",
-               "--batch_sizes=8", "--steps=2", "--warmup_steps=1", "--repeats=1", f"--json={json_path}"]
+               "--batch_sizes=8", "--steps=2", "--warmup_steps=1", "--repeats=1", f"--json={json_path}",
+               "--dp_epsilon=10"]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(json_path.read_text())
@@ -122,3 +134,8 @@ def test_quick_run_writes_every_preset_both_ways(tmp_path, isic_folders):
     assert results["presets"]["quality.flags"]["options"]["d_conditioning"] == "projection"
     assert not results["presets"]["quality.flags"]["projection"]["measured"]
     assert results["wall_seconds"] > 0 and "total wall time" in completed.stdout
+    assert "--d_norm=batch" in results["private"][str(preset)]["refused"]
+    private = results["private"]["quality.flags"]["batches"]["8"]
+    assert private["steps_per_sec"] > 0 and private["slowdown"] == pytest.approx(
+        results["presets"]["quality.flags"]["batches"]["8"]["XLA off"]["steps_per_sec"] / private["steps_per_sec"])
+    assert "quality.flags with --dp_epsilon=10, batch 8, XLA off: " in completed.stdout

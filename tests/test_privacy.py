@@ -89,12 +89,19 @@ def test_a_resumed_plan_keeps_its_noise_and_refuses_steps_past_its_budget():
     (dict(ada_target=0.6, augment="translation"), "--ada_target=0"),
     (dict(cpu_replicas=2), "one replica"),
     (dict(strategy="multi_worker"), "one replica"),
+    (dict(jit_compile="true"), "--jit_compile=auto"),
     (dict(dp_epsilon=None, dp_delta=1e-6), "pass --dp_epsilon too"),
     (dict(dp_epsilon=0.0), "--dp_epsilon=0 is out of range"),
 ])
 def test_options_that_break_per_example_clipping_are_refused(overrides, message):
     with pytest.raises(UserError, match=message):
         _config(**overrides)
+
+
+def test_auto_xla_stays_off_for_a_private_step():
+    from cgan.training import distribute
+    assert distribute.resolve_jit_compile(_config(), gpus=["GPU:0"]) is False
+    assert distribute.resolve_jit_compile(_config(dp_epsilon=None), gpus=["GPU:0"]) is True
 
 
 def _per_example_gradients(discriminator, images, labels):
@@ -154,7 +161,7 @@ def test_poisson_batches_are_a_pure_function_of_seed_and_step_at_the_right_rate(
 def test_a_resumed_poisson_stream_continues_where_it_stopped():
     images = np.random.default_rng(0).integers(0, 255, (40, 8, 8, 3), dtype=np.uint8)
     labels = np.arange(40, dtype=np.int32) % 4
-    fetch = input_pipeline._memory_fetch(images, labels)
+    fetch = input_pipeline.memory_fetch(images, labels)
     whole = [y.numpy() for _, y in input_pipeline.poisson_dataset(fetch, 40, 0.2, 5, mirror="flip").take(6)]
     tail = [y.numpy() for _, y in input_pipeline.poisson_dataset(fetch, 40, 0.2, 5, start_step=3,
                                                                   mirror="flip").take(3)]

@@ -202,6 +202,8 @@ class TrainConfig(options.Options):
                               "--ada_target=0"),
             (self.cpu_replicas > 1 or self.strategy == "multi_worker",
              "it runs on one replica: pass --cpu_replicas=1 and --strategy=mirrored"),
+            (self.jit_compile == "true", "XLA cannot compile the per-example gradients: pass --jit_compile=auto "
+                                         "(off with --dp_epsilon) or false"),
         ]
         for refused_option, fix in refused:
             if refused_option:

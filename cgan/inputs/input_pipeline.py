@@ -226,11 +226,12 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
     if len(labels) != num_examples:
         raise ValueError(f"{num_examples} images but {len(labels)} labels")
     label_values = np.asarray(labels)
-    return indexed_dataset(_memory_fetch(images, labels), num_examples, global_batch_size, seed, start_step, num_workers, worker_index,
-                           balanced_labels=label_values if balanced else None, mirror=mirror)
+    return indexed_dataset(memory_fetch(images, labels), num_examples, global_batch_size, seed, start_step,
+                           num_workers, worker_index, balanced_labels=label_values if balanced else None,
+                           mirror=mirror)
 
 
-def _memory_fetch(images, labels):
+def memory_fetch(images, labels):
     """The `fetch` of arrays held in memory: [B] int64 indices -> (images [B, R, R, 3] uint8, labels [B] int32)."""
     images = tf.constant(images)
     labels = tf.constant(labels, tf.int32)
@@ -326,7 +327,7 @@ class TrainingSplit:
 
     def poisson_dataset(self, rate, seed, start_step=0, mirror="none"):
         """The differentially private run's stream (see `poisson_dataset`)."""
-        fetch = self._reader.fetch if self._reader is not None else _memory_fetch(*self._arrays)
+        fetch = self._reader.fetch if self._reader is not None else memory_fetch(*self._arrays)
         return poisson_dataset(fetch, self.num_examples, rate, seed, start_step, mirror)
 
     def dataset(self, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False,

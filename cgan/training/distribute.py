@@ -79,7 +79,7 @@ def resolve_jit_compile(config, gpus=None):
     "Training step"; `python -m benchmarks --quick_gpu` times both on any machine).
 
     Args:
-        config: the run's TrainConfig (jit_compile, strategy, cpu_replicas).
+        config: the run's TrainConfig (jit_compile, strategy, cpu_replicas, dp_epsilon).
         gpus: the physical GPUs to decide for; None asks TensorFlow.
 
     Returns:
@@ -91,7 +91,8 @@ def resolve_jit_compile(config, gpus=None):
     """
     gpus = tf.config.list_physical_devices("GPU") if gpus is None else gpus
     if config.jit_compile == "auto":
-        return bool(gpus)
+        # TensorFlow 2.21's XLA cannot compile the private step's vectorised per-example gradients.
+        return bool(gpus) and not config.private
     if config.jit_compile == "true" and not gpus and (config.cpu_replicas > 1 or config.strategy == "multi_worker"):
         where = (f"--cpu_replicas={config.cpu_replicas}" if config.cpu_replicas > 1
                  else "--strategy=multi_worker on CPUs")
