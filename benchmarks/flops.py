@@ -21,7 +21,7 @@ def layer_forward_flops(layer):
     Dense: 2·in·out (per position, for inputs with more than one axis). Conv2D: 2·H_out·W_out·k_h·k_w·
     C_in·C_out. Conv2DTranspose: 2·H_in·W_in·k_h·k_w·C_in·C_out (each input pixel is spread over a
     k_h×k_w patch). Every other layer (embeddings, batch norm, activations, reshapes) counts 0: for
-    the baseline networks their elementwise work is under 1 % of the total, and not what a matmul
+    the baseline networks their elementwise work is a small share of the total, and not what a matmul
     peak measures.
 
     Args:
@@ -68,7 +68,7 @@ def train_step_flops(generator, discriminator):
     no generator forward pass; the baseline's G step draws fresh noise and runs one more (+F_G:
     `baseline_step`). TensorFlow computes a layer's input gradient whole even where only part of it is
     needed (D's first conv, G's first Dense); the one input gradient counted but never computed, that
-    of D's label-plane Dense in the G step, is under 0.1 % of the total.
+    of D's label-plane Dense in the G step, is a negligible share of the total.
 
     Args:
         generator, discriminator: the functional keras.Models of cgan.model.networks.
