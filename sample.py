@@ -113,8 +113,11 @@ def main(opts):
     label = sampling.resolve_label(opts.label, info["class_names"])
     paths = sampling.write_samples(generator, info, label, range(opts.seed, opts.seed + opts.num),
                                    opts.out_dir, opts.truncation)
+    guarantee = info.get("privacy")
+    privacy = f"; differentially private at (ε = {guarantee['epsilon']:.3g}, δ = {guarantee['delta']:.2g})" \
+        if guarantee else ""
     print(f"Wrote {len(paths) - 1} images of class {label} ({info['class_names'][label]}) and a grid: "
-          f"{paths[-1]}")
+          f"{paths[-1]}{privacy}")
 
 
 if __name__ == "__main__":

@@ -284,6 +284,8 @@ def test_a_private_run_resumes_bitwise_and_bad_combinations_are_one_line(tmp_pat
     assert a.keys() == b.keys() and any(name.startswith("privacy/") for name in a)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    sampled = run_python("sample.py", f"--workdir={straight}", "--label=0", "--num=2", f"--out_dir={tmp_path / 's'}")
+    assert sampled.returncode == 0 and "differentially private at (ε = " in sampled.stdout
     refused = run_python("trainer.py", f"--workdir={tmp_path / 'other'}", "--train_steps=2", *common, "--lecam=0.1")
     lines = [line for line in refused.stderr.splitlines() if line.startswith("trainer.py: error:")]
     assert refused.returncode != 0 and lines == ["trainer.py: error: with --dp_epsilon, --lecam keeps moving "

@@ -71,6 +71,7 @@ def test_info(server):
     info = json.loads(body)
     assert info["class_names"] == CLASSES
     assert (info["latent_dim"], info["resolution"], info["step"]) == (8, 64, 7)
+    assert info["privacy"] is None   # trained without --dp_epsilon
     assert info["limits"] == {"num_max": serve.NUM_MAX, "seed_max": 2**31 - 1, "num_default": 16,
                               "truncation_min": 0.05, "truncation_max": 10.0}
 

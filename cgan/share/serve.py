@@ -13,7 +13,7 @@ by a lock (a Keras model is not guaranteed to be thread-safe). Image i of a requ
 API (GET only; every other method is answered 405):
 
     /                     the page (cgan/web/index.html)
-    /api/info             JSON: class_names, latent_dim, resolution, step, model, limits
+    /api/info             JSON: class_names, latent_dim, resolution, step, model, privacy, limits
     /api/grid.png         PNG grid of images seed … seed+num-1, most square layout, 2-pixel gaps
     /api/image.png        PNG of the single image of `seed`
     /api/images.zip       ZIP of one PNG per seed and the grid, named as sample.py names its files
@@ -81,6 +81,7 @@ class Sampler:
             "latent_dim": self.info["latent_dim"],
             "resolution": self.info.get("resolution", int(self.generator.output_shape[1])),
             "step": self.info.get("step"),
+            "privacy": self.info.get("privacy"),    # the model's (ε, δ) and how they were accounted; None: not private
             "limits": {"num_max": NUM_MAX, "seed_max": SEED_MAX, "num_default": DEFAULT_NUM,
                        "truncation_min": sampling.TRUNCATION_MIN, "truncation_max": sampling.TRUNCATION_MAX},
         }
