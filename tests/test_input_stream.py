@@ -121,6 +121,15 @@ def test_streamed_batches_are_the_in_memory_batches(sharded, balanced):
                      _batches(memory, 20, seed=seed, start_step=start_step, balanced=balanced))
 
 
+def test_streamed_poisson_batches_are_the_in_memory_ones(sharded):
+    """The private run's stream (--dp_epsilon): the same varying-size samples from disk as from memory."""
+    take = lambda split: list(split.poisson_dataset(0.2, seed=3, start_step=2, mirror="flip").take(6)
+                              .as_numpy_iterator())
+    streamed, held = take(sharded.stream), take(sharded.memory)
+    assert len({len(labels) for _, labels in held}) > 1
+    _assert_same(streamed, held)
+
+
 def test_streamed_epochs_visit_every_example_once_in_a_fresh_order(sharded):
     n = sharded.stream.num_examples
     ids = _ids(_batches(sharded.stream, -(-3 * n // 8), seed=4), sharded.images)
