@@ -84,8 +84,8 @@ class TrainerLoop:
         if train_config.private:   # the Poisson sample of cgan.train, at the calibrated rate
             plan = self.trainer.start_privacy(len(data.images))
             fetch = input_pipeline.memory_fetch(data.images, data.labels)
-            dataset = input_pipeline.poisson_dataset(fetch, len(data.images), plan.sampling_rate, train_config.seed,
-                                                     mirror=train_config.mirror)
+            dataset = input_pipeline.poisson_dataset(fetch, len(data.images), plan.sampling_rate,
+                                                     self.trainer.privacy.sampling_seed, mirror=train_config.mirror)
         else:
             dataset = input_pipeline.train_dataset(data.images, data.labels, train_config.batch_size, train_config.seed,
                                                    balanced=train_config.balanced, mirror=train_config.mirror)

@@ -106,7 +106,8 @@ def _train(config, strategy, worker):
                                            train_cas=False)
 
     if config.private:
-        dataset = train_split.poisson_dataset(plan.sampling_rate, config.seed, restored_step, config.mirror)
+        dataset = train_split.poisson_dataset(plan.sampling_rate, train_step.privacy.sampling_seed, restored_step,
+                                              config.mirror)
     else:
         dataset = train_split.dataset(config.batch_size, config.seed, start_step=restored_step,
                                       num_workers=worker.num_workers, worker_index=worker.index,

@@ -17,11 +17,13 @@ The accountant is dp_accounting's RDP accountant for the Poisson-subsampled Gaus
 one neighbouring datasets. σ is calibrated once, when the run starts, so that --train_steps spend at
 most --dp_epsilon; it is stored in the checkpoint, so a resumed run keeps it and its accounting, and
 a run that would spend more than --dp_epsilon (more steps, or a lower target) is refused before it trains.
+The noise and the sample come from secret seeds, not --seed (`PrivacyState`).
 """
 
 import dataclasses
 import logging
 import math
+import secrets
 
 import tensorflow as tf
 
@@ -31,6 +33,7 @@ ACCOUNTANT = "rdp"          # dp_accounting.rdp.RdpAccountant, add-or-remove-one
 NEIGHBOURING = "add_or_remove_one"
 MAX_NOISE_MULTIPLIER = 1e4  # a σ beyond this is no training: the target cannot be met usefully
 _NORM_EPSILON = 1e-12
+_SECRET_BITS = 62           # int64 seeds, with room for the input pipeline's salts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +159,15 @@ def plan(config, num_examples, noise_multiplier=None, planned_steps=None):
 
 
 class PrivacyState(tf.Module):
-    """σ and the steps it was calibrated for, in the checkpoint (0 steps: not set yet)."""
+    """What a private run keeps in its checkpoint: σ, the steps it was calibrated for (0: not set yet),
+    and the secret randomness of the mechanism.
+
+    The gradient noise (`noise`) and the Poisson sample (`sampling_seed`) must be unknown to anyone who
+    sees what the run releases: noise that a published --seed reproduces could be subtracted, and a
+    known sample voids the amplification the accountant counts on. So a new run seeds both from the
+    operating system's randomness (`secrets`), never from --seed, and keeps them only here: resumes
+    continue them exactly, and the checkpoints must stay private while generator.keras is shared.
+    """
 
     def __init__(self, name="privacy"):
         super().__init__(name=name)
@@ -164,14 +175,26 @@ class PrivacyState(tf.Module):
         self.noise_multiplier = tf.Variable(0.0, dtype=tf.float64, trainable=False, aggregation=first,
                                             name="noise_multiplier")
         self.planned_steps = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=first, name="planned_steps")
+        self.secret_sampling_seed = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=first,
+                                                name="secret_sampling_seed")
+        self.noise = tf.random.Generator.from_seed(0)   # reseeded in secret by `start` on a new run
 
     def start(self, config, num_examples):
-        """The Plan of this run: calibrated and stored on a new run, read back on a resumed one."""
+        """The Plan of this run: calibrated and stored, and the secret seeds drawn, on a new run; read back
+        on a resumed one."""
         stored = int(self.planned_steps.numpy())
         result = plan(config, num_examples, *((float(self.noise_multiplier.numpy()), stored) if stored else ()))
+        if not stored:
+            self.secret_sampling_seed.assign(secrets.randbits(_SECRET_BITS))
+            self.noise.reset_from_seed(secrets.randbits(_SECRET_BITS))
         self.noise_multiplier.assign(result.noise_multiplier)
         self.planned_steps.assign(result.planned_steps)
         return result
+
+    @property
+    def sampling_seed(self):
+        """The seed of the run's Poisson samples (cgan.inputs.input_pipeline.poisson_dataset); secret."""
+        return int(self.secret_sampling_seed.numpy())
 
 
 def clipped_gradient_sum(per_example, variables, inputs, mask, clip, chunk_size):

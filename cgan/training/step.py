@@ -64,7 +64,6 @@ class TrainStep:
         num_classes = len(self.class_names)
         synchronized = strategy.num_replicas_in_sync > 1
         self.transitional = bool(config.transition_end)
-        self.privacy = None
         if config.private:
             if strategy.num_replicas_in_sync > 1:
                 raise UserError(f"--dp_epsilon trains on one replica, not {strategy.num_replicas_in_sync}: make one "
@@ -98,9 +97,9 @@ class TrainStep:
             self.lecam = losses.LeCamAnchors(config.lecam_decay) if config.lecam else None
             self.ada = (ada.AdaptiveAugment(config.ada_target, config.ada_interval, config.ada_speed_images)
                         if config.ada_target else None)
-            self.privacy = privacy.PrivacyState() if config.private else None
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.noise = tf.random.Generator.from_seed(config.seed)
+        self.privacy = privacy.PrivacyState() if config.private else None   # one replica: outside the scope
         # Options add their state only when they are on, so checkpoints of runs without them stay as they were.
         optional = {"ema_generator": self.ema.model if self.ema else None, "lecam": self.lecam, "ada": self.ada,
                     "privacy": self.privacy}
@@ -211,7 +210,8 @@ class TrainStep:
         labels, augmentation parameters and D's gradient noise (all drawn outside the compiled step).
 
         Shapes: images [k, R, R, 3] -> [M, R, R, 3] (M = k rounded up to whole chunks, at least one),
-        labels [k] -> [M], mask [M], fake_labels [B], z [B, latent], aug_real [M, P], aug_fake [2, B, P].
+        labels [k] -> [M], mask [M], fake_labels [B], z [B, latent], aug_real [M, P], aug_fake [2, B, P]. D's
+        gradient noise comes from the privacy state's secret generator, everything else from --seed's.
         """
         batch, chunk = self.config.batch_size, self._dp_chunk
         count = tf.shape(labels)[0]
@@ -226,7 +226,7 @@ class TrainStep:
             aug_fake = tf.stack([augment.random_params(self.noise, batch) for _ in range(2)])
         else:
             aug_real, aug_fake = tf.zeros([padded, augment.NUM_PARAMS]), tf.zeros([2, batch, augment.NUM_PARAMS])
-        noise = [self.noise.normal(v.shape) for v in self.discriminator.trainable_variables]
+        noise = [self.privacy.noise.normal(v.shape) for v in self.discriminator.trainable_variables]
         return images, labels, mask, fake_labels, z, aug_real, aug_fake, noise
 
     def _sliced_step(self, images, labels, z, aug):
