@@ -1,6 +1,7 @@
 """Shared test setup: quiet TensorFlow logs, and helpers that write image fixtures."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -107,6 +108,16 @@ def checkpoint_tensors(workdir):
     reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
             if name not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
+
+
+def interrupted_copy(workdir, copy, step):
+    """A copy of a finished run as a kill right after step `step`'s checkpoint leaves it: the later
+    checkpoints' files are gone, so the next run on `copy` resumes at `step`."""
+    shutil.copytree(workdir, copy)
+    folder = os.path.join(copy, "checkpoints")
+    for name in os.listdir(folder):
+        if name.startswith("ckpt-") and int(name.split("-")[1].split(".")[0]) > step:
+            os.remove(os.path.join(folder, name))
 
 
 LATENT_DIM = 8  # tiny_generator's

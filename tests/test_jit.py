@@ -15,7 +15,7 @@ from cgan.inputs import input_pipeline
 from cgan.training import distribute, step
 from cgan.core.config import TrainConfig
 from cgan.core.errors import UserError
-from conftest import REPO, checkpoint_tensors
+from conftest import REPO, checkpoint_tensors, interrupted_copy
 
 GPU = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
 CLASS_NAMES = tuple(f"class{i}" for i in range(9))
@@ -138,14 +138,15 @@ def _train(workdir, isic_data_dir, train_steps):
     result = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=600,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 @pytest.mark.slow
 def test_a_compiled_run_resumes_bitwise(tmp_path, isic_data_dir):
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     _train(straight, isic_data_dir, 4)
-    _train(split, isic_data_dir, 2)
-    _train(split, isic_data_dir, 4)
+    interrupted_copy(straight, split, 2)
+    assert "Restored step 2" in _train(split, isic_data_dir, 4).stderr
     a, b = checkpoint_tensors(straight), checkpoint_tensors(split)
     assert a.keys() == b.keys() and len(a) > 80
     for name in a:

@@ -3,7 +3,6 @@ the budget in every artefact, and a resumed run's accounting and weights."""
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from cgan.core.errors import UserError
 from cgan.inputs import datasets, input_pipeline
 from cgan.model import networks
 from cgan.training import privacy
-from conftest import checkpoint_tensors, read_scalars, run_python
+from conftest import checkpoint_tensors, interrupted_copy, read_scalars, run_python
 
 # TensorFlow Privacy's published MNIST table (tutorials/README.md): N = 60,000, batch 256, δ = 1e-5,
 # (noise multiplier, epochs, ε), computed with the RDP orders and the ε conversion of its time.
@@ -217,20 +216,11 @@ def test_the_budget_is_in_every_artefact(tmp_path, isic_data_dir):
     assert manifest["privacy"]["real_images"] == 9 and "not protected" in manifest["privacy"]["note"]
 
 
-def _lose_checkpoints_after(workdir, step):
-    """What a kill right after step `step`'s checkpoint leaves: the later checkpoints' files are gone."""
-    folder = os.path.join(workdir, "checkpoints")
-    for name in os.listdir(folder):
-        if name.startswith("ckpt-") and int(name.split("-")[1].split(".")[0]) > step:
-            os.remove(os.path.join(folder, name))
-
-
 def test_a_resumed_run_accounts_as_an_uninterrupted_one_and_refuses_more_steps(tmp_path, isic_data_dir):
     straight = _private_config(tmp_path / "a", isic_data_dir)
     split = _private_config(tmp_path / "b", isic_data_dir)
     train.train_and_evaluate(straight)
-    train.train_and_evaluate(split)
-    _lose_checkpoints_after(split.workdir, 2)
+    interrupted_copy(straight.workdir, split.workdir, 2)
     assert train.train_and_evaluate(split).restored_step == 2
     read = lambda config: json.load(open(os.path.join(config.workdir, "generator.json")))["privacy"]
     assert read(straight) == read(split)
@@ -299,8 +289,7 @@ def test_a_private_run_resumes_bitwise_and_bad_combinations_are_one_line(tmp_pat
     straight, split = tmp_path / "straight", tmp_path / "split"
     result = run_python("trainer.py", f"--workdir={straight}", "--train_steps=4", *common)
     assert result.returncode == 0, result.stderr[-3000:]
-    shutil.copytree(straight, split)
-    _lose_checkpoints_after(str(split), 2)
+    interrupted_copy(straight, split, 2)
     result = run_python("trainer.py", f"--workdir={split}", "--train_steps=4", *common)
     assert result.returncode == 0 and "Restored step 2" in result.stderr, result.stderr[-3000:]
     a, b = checkpoint_tensors(str(straight)), checkpoint_tensors(str(split))
