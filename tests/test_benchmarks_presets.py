@@ -1,5 +1,6 @@
 """The quick preset comparison (--quick_gpu): presets read as trainer.py reads them, its report, a smoke run."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -106,13 +107,22 @@ def test_without_a_gpu_the_report_says_so_and_judges_no_target():
     assert "XLA off 7,500 s (2h05m)" in report.format_presets_report(results)
 
 
+def test_presets_that_cannot_train_privately_are_refused_and_an_unmeasured_batch_is_not_projected():
+    private = dataclasses.replace(BENCHMARK, presets=("p100.flags", "quality.flags"), dp_epsilon=10.0)
+    reasons = presets._refusals(private)
+    assert "--d_norm=batch" in reasons["p100.flags"] and reasons["quality.flags"] is None
+    assert presets._refusals(dataclasses.replace(private, dp_epsilon=None)) == {}
+    quality = presets.preset_config("quality.flags", BENCHMARK)
+    assert presets._projection(quality, {"8": {}}) == {"steps": 5000, "batch_size": 32, "measured": False}
+
+
 @pytest.mark.slow
-def test_quick_run_writes_every_preset_both_ways(tmp_path, isic_folders):
+def test_quick_run_writes_every_setting_and_the_private_rate(tmp_path, isic_folders, isic_data_dir):
     preset = tmp_path / "small.flags"
-    preset.write_text(f"--flagfile={presets.preset_path('p100.flags')}\n--batch_size=8\n--train_steps=1000\n")
+    preset.write_text(f"--flagfile={presets.preset_path('quality.flags')}\n--batch_size=8\n--train_steps=1000\n")
     json_path = tmp_path / "quick.json"
-    command = [sys.executable, "-m", "benchmarks", "--quick_gpu", f"--presets={preset},quality.flags",
-               "--dataset=isic_skin_cancer/real_64", f"--manual_dir={isic_folders}", f"--data_dir={tmp_path / 'tfds'}",
+    command = [sys.executable, "-m", "benchmarks", "--quick_gpu", f"--presets={preset}",
+               "--dataset=isic_skin_cancer/real_64", f"--manual_dir={isic_folders}", f"--data_dir={isic_data_dir}",
                "--batch_sizes=8", "--steps=2", "--warmup_steps=1", "--repeats=1", f"--json={json_path}",
                "--dp_epsilon=10"]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
@@ -120,22 +130,19 @@ def test_quick_run_writes_every_preset_both_ways(tmp_path, isic_folders):
     results = json.loads(json_path.read_text())
     assert results["mode"] == "quick_gpu" and results["gpu_visible"] is False and results["targets"] == []
     assert "No GPU visible" in completed.stdout and "No GPU visible" in completed.stderr
-    assert list(results["presets"]) == [str(preset), "quality.flags"]
-    for preset_results in results["presets"].values():
-        by_setting = preset_results["batches"]["8"]
-        assert by_setting["XLA off"]["steps_per_sec"] > 0 and by_setting["XLA on"]["steps_per_sec"] > 0
-        assert by_setting["xla_speedup"] == pytest.approx(
-            by_setting["XLA on"]["steps_per_sec"] / by_setting["XLA off"]["steps_per_sec"])
-        assert preset_results["resolved_jit_compile"] is False   # auto, without a GPU
-    projection = results["presets"][str(preset)]["projection"]
+    assert list(results["presets"]) == [str(preset)]
+    preset_results = results["presets"][str(preset)]
+    by_setting = preset_results["batches"]["8"]
+    assert by_setting["XLA off"]["steps_per_sec"] > 0 and by_setting["XLA on"]["steps_per_sec"] > 0
+    assert by_setting["xla_speedup"] == pytest.approx(
+        by_setting["XLA on"]["steps_per_sec"] / by_setting["XLA off"]["steps_per_sec"])
+    assert preset_results["resolved_jit_compile"] is False   # auto, without a GPU
+    assert preset_results["options"]["d_conditioning"] == "projection"
+    projection = preset_results["projection"]
     assert projection["measured"] and projection["chosen"] == "XLA off"
-    assert projection["chosen_seconds"] == pytest.approx(
-        1000 / results["presets"][str(preset)]["batches"]["8"]["XLA off"]["steps_per_sec"])
-    assert results["presets"]["quality.flags"]["options"]["d_conditioning"] == "projection"
-    assert not results["presets"]["quality.flags"]["projection"]["measured"]
+    assert projection["chosen_seconds"] == pytest.approx(1000 / by_setting["XLA off"]["steps_per_sec"])
     assert results["wall_seconds"] > 0 and "total wall time" in completed.stdout
-    assert "--d_norm=batch" in results["private"][str(preset)]["refused"]
-    private = results["private"]["quality.flags"]["batches"]["8"]
+    private = results["private"][str(preset)]["batches"]["8"]
     assert private["steps_per_sec"] > 0 and private["slowdown"] == pytest.approx(
-        results["presets"]["quality.flags"]["batches"]["8"]["XLA off"]["steps_per_sec"] / private["steps_per_sec"])
-    assert "quality.flags with --dp_epsilon=10, batch 8, XLA off: " in completed.stdout
+        by_setting["XLA off"]["steps_per_sec"] / private["steps_per_sec"])
+    assert f"{preset} with --dp_epsilon=10, batch 8, XLA off: " in completed.stdout

@@ -476,5 +476,3 @@ def test_cli_evaluates_a_run_made_by_the_trainer(tmp_path, isic_folders):
     assert report["step"] == 2 and 0.0 <= report["metrics"]["cas"] <= 1.0
     assert report["metrics"]["classifier_fd_floor"] is not None
     assert report["classifier"]["settings"]["flips"] == "horizontal"     # as asked, not chosen
-    missing = run_evaluate(f"--workdir={tmp_path / 'nothing'}")
-    assert missing.returncode == 2 and error_lines(missing, "evaluate")[0].startswith("evaluate: error: --workdir=")

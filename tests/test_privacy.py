@@ -13,6 +13,7 @@ from cgan.core.config import TrainConfig
 from cgan.core.errors import UserError
 from cgan.inputs import datasets, input_pipeline
 from cgan.model import networks
+from cgan.run import workdir
 from cgan.training import privacy
 from conftest import checkpoint_tensors, interrupted_copy, read_scalars, run_python
 
@@ -233,10 +234,11 @@ def test_a_resumed_run_accounts_as_an_uninterrupted_one_and_refuses_more_steps(t
     assert read(split)["epsilon"] == pytest.approx(raised) and read(split)["steps"] == 8
     with pytest.raises(UserError, match="holds a private run with --dp_clip=1.0"):
         train.train_and_evaluate(_private_config(tmp_path / "b", isic_data_dir, dp_clip=2.0))
-    plain = str(tmp_path / "plain")
-    train.train_and_evaluate(_private_config(tmp_path, isic_data_dir, dp_epsilon=None, train_steps=2, workdir=plain))
+    plain = _private_config(tmp_path, isic_data_dir, dp_epsilon=None, workdir=str(tmp_path / "plain"))
+    os.makedirs(plain.workdir)
+    workdir.write_config(plain, {})
     with pytest.raises(UserError, match="holds a run without --dp_epsilon"):
-        train.train_and_evaluate(_private_config(tmp_path, isic_data_dir, workdir=plain))
+        workdir.check_resumable(_private_config(tmp_path, isic_data_dir, workdir=plain.workdir))
 
 
 def test_the_noise_has_the_stated_scale(tmp_path, isic_data_dir):

@@ -96,7 +96,7 @@ def test_kill_9_at_random_moments_never_loses_more_than_checkpoint_every(tmp_pat
     workdir = str(tmp_path / "work")
     rng = random.Random(0)
     previous = 0
-    for attempt in range(4):
+    for attempt in range(3):
         trainer = Background(trainer_flags(workdir, isic_data_dir), tmp_path / f"log{attempt}")
         if attempt == 0:
             trainer.wait_for("] step 1/")  # make sure the first kill lands in training
@@ -181,7 +181,8 @@ _ALL_OPTIONS = dict(ema_decay=0.9, ema_start=1, r1_gamma=1.0, loss="hinge", bala
 
 # The limited-data options, each with state or a schedule that a resume must continue exactly: LeCam's
 # anchors, the adaptive augmentation probability and its accumulators (moving every step here), the
-# class-signal ramp across the resume point, and the residual networks.
+# class-signal ramp across the resume point, and the residual networks. One replica: test_ada checks the
+# accumulators' cross-replica sum.
 _SMALL_DATA_OPTIONS = dict(arch="resnet", g_channels=8, d_channels=8, d_conditioning="projection",
                            d_norm="spectral", loss="hinge", lecam=0.1, ada_target=0.6, ada_interval=1,
                            ada_speed_images=16, transition_start=1, transition_end=3, ema_decay=0.9,
@@ -191,7 +192,7 @@ _SMALL_DATA_OPTIONS = dict(arch="resnet", g_channels=8, d_channels=8, d_conditio
 @pytest.mark.parametrize("replicas,options", [
     (1, {}),
     (2, dict(augment="color,translation,cutout", mirror="flip_rot90", **_ALL_OPTIONS)),
-    (2, dict(augment="color,translation,cutout", **_SMALL_DATA_OPTIONS))], ids=["baseline", "all-options", "small-data-options"])
+    (1, dict(augment="color,translation,cutout", **_SMALL_DATA_OPTIONS))], ids=["baseline", "all-options", "small-data-options"])
 def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas, options):
     common = dict(deterministic=True, cpu_replicas=replicas, steps_per_call=2, **options)
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")

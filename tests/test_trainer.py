@@ -101,11 +101,12 @@ def test_exports_load_in_a_fresh_process_and_sample(trained, tmp_path):
     run("sample.py", f"--model={workdir}/generator.keras", "--label=3", "--num=1", "--seed=7",
         f"--out_dir={again}")
     assert (again / names[0]).read_bytes() == (out / names[0]).read_bytes()
-    script = ("import keras, sys; m = keras.models.load_model(sys.argv[1]); print(m.name, m.output_shape)")
-    for name, shape in (("generator", "(None, 64, 64, 3)"), ("discriminator", "(None, 1)")):
-        loaded = subprocess.run([sys.executable, "-c", script, os.path.join(workdir, f"{name}.keras")],
-                                capture_output=True, text=True, check=True)
-        assert loaded.stdout.split(maxsplit=1) == [name, shape + "\n"]
+    script = ("import keras, sys\nfor path in sys.argv[1:]:\n"
+              "    m = keras.models.load_model(path); print(m.name, m.output_shape)")
+    loaded = subprocess.run([sys.executable, "-c", script, *(os.path.join(workdir, f"{name}.keras")
+                                                              for name in ("generator", "discriminator"))],
+                            capture_output=True, text=True, check=True)
+    assert loaded.stdout.splitlines() == ["generator (None, 64, 64, 3)", "discriminator (None, 1)"]
 
 
 @pytest.mark.parametrize("label,message", [("9", "out of range"), ("mole", "not a class")])
@@ -144,6 +145,7 @@ def test_build_command_reports_counts_and_classes(tmp_path, isic_folders):
 
 
 def test_eval_every_logs_quality_metrics(tmp_path, isic_folders):
+    # Its own data_dir: the evaluation classifier it trains is cached there.
     workdir = tmp_path / "work"
     result = run("trainer.py", f"--workdir={workdir}", "--dataset=isic_skin_cancer/real_64",
                  f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={isic_folders}", "--batch_size=4",
@@ -194,14 +196,24 @@ def test_ema_generator_is_exported_and_required_to_resume(tmp_path, isic_data_di
     assert other.returncode != 0 and "--d_norm=spectral" in other.stderr
 
 
-@pytest.mark.parametrize("flagfile", ["demo.flags", "quality.flags", "quality_gpu.flags", "p100.flags"])
-def test_flag_files_train_on_any_class_folder_dataset(tmp_path, isic_folders, flagfile):
-    """Each shipped preset runs on a dataset of class folders it was not made for (later flags win)."""
+@pytest.fixture(scope="module")
+def class_folders(tmp_path_factory, isic_folders):
+    """The fixture's class folders (manual_dir) and, built from them once, a folders_64 data_dir."""
+    from cgan.inputs import datasets
     source = isic_folders / "Skin cancer ISIC The International Skin Imaging Collaboration"
+    data_dir = tmp_path_factory.mktemp("tfds_folders")
+    datasets.prepare("isic_skin_cancer/folders_64", data_dir=str(data_dir), manual_dir=str(source))
+    return source, data_dir
+
+
+@pytest.mark.parametrize("flagfile", ["demo.flags", "quality.flags", "quality_gpu.flags", "p100.flags"])
+def test_flag_files_train_on_any_class_folder_dataset(tmp_path, class_folders, flagfile):
+    """Each shipped preset runs on a dataset of class folders it was not made for (later flags win)."""
+    source, data_dir = class_folders
     workdir = tmp_path / "work"
     result = run("trainer.py", f"--flagfile={os.path.join(REPO, flagfile)}", f"--workdir={workdir}",
                  "--dataset=isic_skin_cancer/folders_64", f"--manual_dir={source}",
-                 f"--data_dir={tmp_path / 'tfds'}", "--train_steps=2", "--steps_per_call=1",
+                 f"--data_dir={data_dir}", "--train_steps=2", "--steps_per_call=1",
                  "--checkpoint_every=2", "--eval_every=0")
     assert "step 2/2" in result.stderr
     info = json.load(open(workdir / "generator.json"))
