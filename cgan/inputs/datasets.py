@@ -21,6 +21,7 @@ format, so `as_dataset` reads what it read before:
     source = tfds.builder_from_directory(builder.data_dir, file_format="array_record").as_data_source("train")
 """
 
+import contextlib
 import os
 
 from absl import logging
@@ -36,6 +37,15 @@ def _builder_module():
     # Registers the builder with TFDS and imports tensorflow_datasets: heavy, so imported on use.
     from data import isic_skin_cancer
     return isic_skin_cancer
+
+
+@contextlib.contextmanager
+def _user_errors(data):
+    """The data package's DatasetError (what to fix in the source folders) as our one-line UserError."""
+    try:
+        yield
+    except data.DatasetError as e:
+        raise UserError(str(e)) from None
 
 
 def _config_name(dataset):
@@ -58,12 +68,9 @@ def get_builder(dataset, data_dir="", manual_dir=""):
         UserError: unknown dataset, or a folders_* dataset in `data_dir` whose classes differ from the
             class folders in `manual_dir`.
     """
-    config_name = _config_name(dataset)
     data = _builder_module()
-    try:
-        return data.make_builder(config_name, data_dir, manual_dir)
-    except data.DatasetError as e:
-        raise UserError(str(e)) from None
+    with _user_errors(data):
+        return data.make_builder(_config_name(dataset), data_dir, manual_dir)
 
 
 def prepare(dataset, data_dir="", manual_dir=""):
@@ -80,12 +87,9 @@ def prepare(dataset, data_dir="", manual_dir=""):
     Raises:
         UserError: unknown dataset, missing or unusable source data (the message says what to fix).
     """
-    config_name = _config_name(dataset)
     data = _builder_module()
-    try:
-        return data.prepare(config_name, data_dir, manual_dir)
-    except data.DatasetError as e:
-        raise UserError(str(e)) from None
+    with _user_errors(data):
+        return data.prepare(_config_name(dataset), data_dir, manual_dir)
 
 
 def class_names(builder):

@@ -56,6 +56,18 @@ def strength(class_strength, dtype):
     return lambda x: x
 
 
+def generator_inputs(latent_dim):
+    """G's named inputs in both architectures (samplers feed them by name): z [B, latent_dim], label [B]."""
+    return (keras.Input(shape=(latent_dim,), dtype="float32", name="z"),
+            keras.Input(shape=(), dtype="int32", name="label"))
+
+
+def discriminator_inputs(resolution):
+    """D's named inputs in both architectures: image [B, R, R, 3] in [-1, 1], label [B]."""
+    return (keras.Input(shape=(resolution, resolution, 3), dtype="float32", name="image"),
+            keras.Input(shape=(), dtype="int32", name="label"))
+
+
 def generator_input(z, label, num_classes, conditioning, class_strength, dtype):
     """What goes into G's first Dense: z ⊕ λ·embedding(label) (concat) or z alone (cbn)."""
     if conditioning == "concat":

@@ -22,8 +22,8 @@ import keras
 
 from cgan.core.config import feature_sides
 from cgan.model import layers
-from cgan.model.conditioning import (batch_norm, class_minibatch_std, discriminator_input, generator_input,
-                                     generator_norm, projection_logit)
+from cgan.model.conditioning import (batch_norm, class_minibatch_std, discriminator_input, discriminator_inputs,
+                                     generator_input, generator_inputs, generator_norm, projection_logit)
 
 BASE_SIZE = 8          # spatial size of the generator's first feature map
 BASE_CHANNELS = 256    # channels at BASE_SIZE, in both networks
@@ -42,8 +42,7 @@ def build_generator(resolution, latent_dim, num_classes, dtype="float32", synchr
     conv_transpose = layers.SpectralConv2DTranspose if spectral_norm else keras.layers.Conv2DTranspose
     normalize = generator_norm(conditioning, num_classes, synchronized_bn, class_strength, dtype)
 
-    z = keras.Input(shape=(latent_dim,), dtype="float32", name="z")
-    label = keras.Input(shape=(), dtype="int32", name="label")
+    z, label = generator_inputs(latent_dim)
     x = generator_input(z, label, num_classes, conditioning, class_strength, dtype)
     x = dense(BASE_SIZE * BASE_SIZE * BASE_CHANNELS, use_bias=False, dtype=dtype)(x)
     x = normalize(x, label)
@@ -69,8 +68,7 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
     dense = layers.SpectralDense if spectral else keras.layers.Dense
     conv = layers.SpectralConv2D if spectral else keras.layers.Conv2D
 
-    image = keras.Input(shape=(resolution, resolution, 3), dtype="float32", name="image")
-    label = keras.Input(shape=(), dtype="int32", name="label")
+    image, label = discriminator_inputs(resolution)
     x = discriminator_input(image, label, resolution, num_classes, conditioning, dense, class_strength, dtype)
     for i, (f, side) in enumerate(zip(filters, reversed(feature_sides(resolution)))):
         normalized = norm == "batch" and i > 0

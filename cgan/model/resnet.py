@@ -25,8 +25,8 @@ D has no batch norm: its norm is "spectral" (BigGAN's and SNGAN's) or "none".
 import keras
 
 from cgan.model import layers
-from cgan.model.conditioning import (batch_norm, class_minibatch_std, discriminator_input, generator_input,
-                                     generator_norm, projection_logit)
+from cgan.model.conditioning import (batch_norm, class_minibatch_std, discriminator_input, discriminator_inputs,
+                                     generator_input, generator_inputs, generator_norm, projection_logit)
 
 # Default base widths c: small, so that the residual networks still train on a CPU (BigGAN's own, 64 and
 # up, are for accelerators). G's cost grows far faster with c than D's (its widest maps sit at the
@@ -50,8 +50,7 @@ def build_generator(resolution, latent_dim, num_classes, dtype="float32", synchr
     conv = layers.SpectralConv2D if spectral_norm else keras.layers.Conv2D
     normalize = generator_norm(conditioning, num_classes, synchronized_bn, class_strength, dtype)
 
-    z = keras.Input(shape=(latent_dim,), dtype="float32", name="z")
-    label = keras.Input(shape=(), dtype="int32", name="label")
+    z, label = generator_inputs(latent_dim)
     x = generator_input(z, label, num_classes, conditioning, class_strength, dtype)
     x = dense(SIZE * SIZE * widths[0], dtype=dtype)(x)
     x = keras.layers.Reshape((SIZE, SIZE, widths[0]), dtype=dtype)(x)           # [B, 4, 4, 16c]
@@ -78,8 +77,7 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
     dense = layers.SpectralDense if spectral else keras.layers.Dense
     conv = layers.SpectralConv2D if spectral else keras.layers.Conv2D
 
-    image = keras.Input(shape=(resolution, resolution, 3), dtype="float32", name="image")
-    label = keras.Input(shape=(), dtype="int32", name="label")
+    image, label = discriminator_inputs(resolution)
     x = discriminator_input(image, label, resolution, num_classes, conditioning, dense, class_strength, dtype)
     side = resolution
     for i, filters in enumerate(widths):
