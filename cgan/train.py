@@ -75,7 +75,9 @@ def _train(config, strategy, worker):
                  train_split.mode, strategy.num_replicas_in_sync, worker.num_workers, policy)
 
     class_counts = train_split.class_counts(len(class_names)) if config.private else None
-    train_step = step.TrainStep(config, strategy, policy, class_names, resolution, worker, class_counts)
+    real_examples = train_split.examples() if config.coverage else None
+    train_step = step.TrainStep(config, strategy, policy, class_names, resolution, worker, class_counts,
+                                real_examples)
     store = workdir.checkpoint_store(train_step.checkpoint, config, worker)
     store.restore()   # the newest readable checkpoint, if any; it says which
     restored_step = int(train_step.step.numpy())
@@ -129,6 +131,8 @@ def _loop(run, iterator, step_number, stop):
             logging.warning("Stopped by %s at step %d; checkpoint and export saved. Rerun the same command "
                             "to resume.", stop.signal_name or "a signal on another worker", step_number)
             return step_number, metrics, True
+        if run.train_step.coverage_due():
+            _refresh_coverage(run, step_number)
         num_steps = _next_boundary(step_number, config) - step_number
         metrics = run.train_step.run_steps(iterator, num_steps)
         step_number += num_steps
@@ -152,7 +156,8 @@ def _loop(run, iterator, step_number, stop):
 def _next_boundary(step_number, config):
     """The next step at which something is written (summary, grid, evaluation, checkpoint) or the run ends."""
     candidates = [config.train_steps, step_number + config.steps_per_call]
-    for every in (config.summary_every, config.image_every, config.checkpoint_every, config.eval_every):
+    for every in (config.summary_every, config.image_every, config.checkpoint_every, config.eval_every,
+                  config.coverage and config.coverage_every):
         if every:
             candidates.append((step_number // every + 1) * every)
     return min(candidates)
@@ -215,6 +220,19 @@ def _write_grid(run, step_number):
     workdir.write_grid(run.config.workdir, step_number, grid)
     with run.writer.as_default(step=step_number):
         tf.summary.image("samples", grid[None], max_outputs=1)
+
+
+def _refresh_coverage(run, step_number):
+    """Refreshes --coverage's pool before the steps from step_number; logs its cost and how near it came."""
+    started = time.perf_counter()
+    nearest = run.train_step.refresh_coverage()
+    seconds = time.perf_counter() - started
+    with run.writer.as_default(step=step_number):
+        tf.summary.scalar("coverage/nearest_distance", nearest)
+        tf.summary.scalar("coverage/refresh_seconds", seconds)
+    if run.worker.is_chief:
+        logging.info("coverage pool refreshed at step %d: %d candidates, real images' mean distance to their "
+                     "nearest %.4f (%.1f s)", step_number, run.train_step.coverage.pool_size, nearest, seconds)
 
 
 def _evaluate(run, step_number):

@@ -64,6 +64,13 @@ def test_nested_flagfile_overrides_only_what_differs(tmp_path):
     (dict(arch="resnet"), "pass --d_norm=spectral"),
     (dict(d_minibatch_std=True, mode_seeking=0.25), "--d_minibatch_std and --mode_seeking do not go together"),
     (dict(arch="stylegan"), "--arch=stylegan is not a choice: use one of dcgan, resnet"),
+    (dict(d_minibatch_std=True, diversity=1.0), "--d_minibatch_std and --diversity do not go together"),
+    (dict(unconditional_below=32), "--unconditional_below=32 is not a side G's class-free layers can end at, at 64 "
+                                   "pixels: use 0 (off) or one of 8, 16"),
+    (dict(coverage_space="pixels"), "--coverage_space=pixels is not a choice: use one of structure, discriminator"),
+    (dict(dp_epsilon=10, d_norm="spectral", coverage=1.0), "with --dp_epsilon, --coverage pulls G towards real"),
+    (dict(dp_epsilon=10, d_norm="spectral", diversity=1.0), "with --dp_epsilon, --diversity scales G's term"),
+    (dict(dp_epsilon=10, d_norm="spectral", unconditional_below=8), "with --dp_epsilon, --unconditional_below"),
 ])
 def test_bad_values_are_one_line_user_errors(changes, message):
     values = {"workdir": "runs/x", **changes}
@@ -92,4 +99,5 @@ def test_model_and_state_fields_come_from_the_field_definitions():
     assert {"dataset", "latent_dim", "g_conditioning", "d_norm", "d_attention"} <= set(config_lib.model_fields())
     assert "batch_size" not in config_lib.model_fields()
     assert {"ema_decay", "lecam", "ada_target", "transition_end"} <= set(config_lib.state_fields())
-    assert {"arch", "g_channels", "d_channels"} <= set(config_lib.model_fields())
+    assert {"arch", "g_channels", "d_channels", "unconditional_below"} <= set(config_lib.model_fields())
+    assert "coverage" in config_lib.state_fields() and "coverage_every" not in config_lib.state_fields()

@@ -821,3 +821,34 @@ def test_minibatch_std_discriminator_reads_the_batch_and_round_trips(tmp_path, a
     discriminator.save(path)
     loaded = keras.models.load_model(path, compile=False, safe_mode=True)
     np.testing.assert_array_equal(loaded([images[:4], labels], training=False).numpy(), alone)
+
+
+@pytest.mark.parametrize("architecture,conditioning,side", [
+    ("dcgan", "concat", 8), ("dcgan", "cbn", 16), ("resnet", "concat", 8), ("resnet", "cbn", 16)])
+def test_unconditional_below_the_label_has_no_effect_on_the_layout_features(architecture, conditioning, side):
+    from cgan.model import layout
+    width = {"channels": 8} if architecture == "resnet" else {}
+    generator = networks.build_generator(64, 16, 3, conditioning=conditioning, architecture=architecture,
+                                         unconditional_below=side, **width)
+    both = layout.generator_with_features(generator)
+    if conditioning == "cbn":   # conditional gains start at 1: give the classes different ones
+        for layer in generator.layers:
+            if isinstance(layer, layers.ConditionalBatchNormalization):
+                for weight in layer.trainable_weights:
+                    weight.assign(tf.random.stateless_normal(weight.shape, [1, 2]))
+    z = tf.random.stateless_normal([4, 16], [3, 4])
+    images_a, features_a = both([z, tf.constant([0, 0, 0, 0])], training=False)
+    images_b, features_b = both([z, tf.constant([1, 2, 1, 2])], training=False)
+    assert features_a.shape[1:3] == (side, side)
+    np.testing.assert_array_equal(features_a, features_b)                       # the layout ignores the class
+    assert float(tf.reduce_max(tf.abs(images_a - images_b))) > 1e-3             # the image does not
+    assert layout.build_head(features_a.shape, "float32")(features_a).shape == (4, side, side, 3)
+    assert layout.build_discriminator(side, "float32", spectral=True)(tf.zeros([2, side, side, 3])).shape == (2, 1)
+
+
+def test_without_unconditional_below_the_generator_has_no_layout_layer():
+    from cgan.model import layout
+    generator = networks.build_generator(64, 16, 3)
+    assert all(layer.name != layout.FEATURES for layer in generator.layers)
+    with pytest.raises(ValueError, match="build it with unconditional_below"):
+        layout.generator_with_features(generator)

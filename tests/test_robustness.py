@@ -172,21 +172,26 @@ def test_divergence_stops_with_the_step_and_keeps_the_last_good_export(tmp_path,
 
 
 # Every option with state of its own: the EMA generator, spectral norm's power-iteration vectors,
-# conditional batch norm, the projection embedding, attention's γ; R1, hinge and balanced sampling
-# change what the step computes and draws.
+# conditional batch norm, the projection embedding, attention's γ, the coverage pool's matched latents
+# (refreshed at step 3: the resumed run uses those restored at step 2 first), the layout head and judge;
+# R1, hinge, balanced sampling and the diversity term change what the step computes and draws.
 _ALL_OPTIONS = dict(ema_decay=0.9, ema_start=1, r1_gamma=1.0, loss="hinge", balanced=True,
                     g_conditioning="cbn", g_spectral_norm=True, g_attention=16, d_conditioning="projection",
-                    d_norm="spectral", d_attention=16, mode_seeking=1.0)
+                    d_norm="spectral", d_attention=16, mode_seeking=1.0, coverage=1.0, coverage_every=3,
+                    diversity=1.0, unconditional_below=8)
 
 
 # The limited-data options, each with state or a schedule that a resume must continue exactly: LeCam's
 # anchors, the adaptive augmentation probability and its accumulators (moving every step here), the
-# class-signal ramp across the resume point, and the residual networks. One replica: test_ada checks the
-# accumulators' cross-replica sum.
+# class-signal ramp across the resume point, and the residual networks; the shape-diversity terms in the
+# other feature spaces, the coverage pool refreshed at the resume step itself. One replica: test_ada
+# checks the accumulators' cross-replica sum.
 _SMALL_DATA_OPTIONS = dict(arch="resnet", g_channels=8, d_channels=8, d_conditioning="projection",
                            d_norm="spectral", loss="hinge", lecam=0.1, ada_target=0.6, ada_interval=1,
                            ada_speed_images=16, transition_start=1, transition_end=3, ema_decay=0.9,
-                           g_learning_rate=1e-4, d_learning_rate=4e-4)
+                           g_learning_rate=1e-4, d_learning_rate=4e-4, coverage=0.5, coverage_every=2,
+                           coverage_space="discriminator", diversity=0.5, diversity_space="structure",
+                           unconditional_below=16)
 
 
 @pytest.mark.parametrize("replicas,options", [
@@ -206,6 +211,9 @@ def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas
         assert ema and any("spectral" in name or "/u/" in name or "vector" in name for name in a), sorted(a)[:40]
     if "lecam" in options:
         assert any(name.startswith("lecam/") for name in a) and any(name.startswith("ada/") for name in a)
+    if "coverage" in options:
+        # (the layout head's weights are saved once, under G's optimizer, which also tracks them)
+        assert {name.split("/")[0] for name in a} >= {"coverage", "layout_discriminator", "layout_optimizer"}
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 

@@ -36,6 +36,7 @@ STRATEGIES = ("mirrored", "multi_worker")                             # cgan.tra
 INPUT_MODES = ("auto", "memory", "stream")                             # cgan.inputs.input_pipeline
 MIRRORS = ("none", "flip", "flip_rot90")                              # cgan.inputs.input_pipeline
 JIT_COMPILES = ("auto", "true", "false")                              # cgan.training.distribute
+FEATURE_SPACES = ("structure", "discriminator")                       # cgan.training.feature_spaces
 DATASET_BUILDER = "isic_skin_cancer"                                  # data/isic_skin_cancer
 DATASET_SOURCES = ("real", "synthetic", "folders")
 DATASET_RESOLUTIONS = (64, 128, 256)
@@ -104,6 +105,30 @@ class TrainConfig(options.Options):
                                    "class signal starts to ramp in; before it G and D ignore the label.", lower=0)
     transition_end: int = option(0, "Transitional conditioning: the step at which the class signal reaches full "
                                  "strength; 0 = off (conditional from the start).", lower=0, adds_state=True)
+    # Shape diversity within a class (off in the baseline): cgan.training.coverage, cgan.training.feature_spaces,
+    # cgan.model.layout.
+    coverage: float = option(0.0, "Weight of the coverage term (IMLE, as in Inclusive GAN): each real image's nearest "
+                             "generated candidate of its class, in --coverage_space, is pulled towards it, so that "
+                             "no real image is left without a generated image near it; 0 = off.", lower=0.0,
+                             adds_state=True)
+    coverage_space: str = option("structure", "Where --coverage finds and pulls each real image's nearest candidate: "
+                                 "structure (the colour-blind structure map: colour and brightness count for "
+                                 "nothing) or discriminator (D's features at 16x16, each channel normalised per "
+                                 "image).", choices=FEATURE_SPACES)
+    coverage_pool: int = option(10, "With --coverage: generated candidates per real image; each class's pool holds "
+                                "this many times the class's training images.", lower=1)
+    coverage_every: int = option(500, "With --coverage: steps between refreshes of the pool (inference passes of G "
+                                 "over it, then each real image's nearest candidate).", lower=1)
+    diversity: float = option(0.0, "Weight of a diversity term: two generated images of one class (same label, "
+                              "different z) are pushed apart in --diversity_space until they differ as much as two "
+                              "real images of one class in the batch do, and no further; 0 = off.", lower=0.0)
+    diversity_space: str = option("discriminator", "Where --diversity measures: structure (the colour-blind structure "
+                                  "map) or discriminator (D's features at 16x16, each channel normalised per image).",
+                                  choices=FEATURE_SPACES)
+    unconditional_below: int = option(0, "Coarse layout learned from every class (UTLO, Khorram et al. 2024): G's "
+                                      "layers up to this side in pixels take no class, and an unconditional "
+                                      "discriminator judges G's image at that side, e.g. 8; 0 = off.", lower=0,
+                                      fixes_model=True)
     # Differential privacy (off in the baseline): cgan.training.privacy.
     dp_epsilon: float | None = option(None, "Train D with differential privacy (DP-SGD on its real images, Poisson-"
                                       "sampled) so that the whole run spends at most this ε; G and its images "
@@ -169,10 +194,16 @@ class TrainConfig(options.Options):
         if self.transition_end and self.transition_end < self.transition_start:
             raise UserError(f"--transition_end={self.transition_end} comes before --transition_start="
                             f"{self.transition_start}: the class signal must ramp up after it starts")
-        if self.d_minibatch_std and self.mode_seeking:
-            raise UserError("--d_minibatch_std and --mode_seeking do not go together: mode seeking pairs the "
-                            "generated labels, so D would tell real from generated batches by their classes' "
-                            "spread; choose one")
+        for pairing in ("mode_seeking", "diversity"):
+            if self.d_minibatch_std and getattr(self, pairing):
+                raise UserError(f"--d_minibatch_std and --{pairing} do not go together: --{pairing} pairs the "
+                                f"generated labels, so D would tell real from generated batches by their classes' "
+                                f"spread; choose one")
+        layout_sides = feature_sides(self.resolution)[:-1]
+        if self.unconditional_below and self.unconditional_below not in layout_sides:
+            raise UserError(f"--unconditional_below={self.unconditional_below} is not a side G's class-free layers "
+                            f"can end at, at {self.resolution} pixels: use 0 (off) or one of "
+                            f"{', '.join(map(str, layout_sides))}")
         if self.arch == "resnet" and self.d_norm == "batch":
             raise UserError("--arch=resnet: its discriminator has no batch norm; pass --d_norm=spectral (or none)")
         for name in ("g_attention", "d_attention"):
@@ -204,10 +235,20 @@ class TrainConfig(options.Options):
              "it runs on one replica: pass --cpu_replicas=1 and --strategy=mirrored"),
             (self.jit_compile == "true", "XLA cannot compile the per-example gradients: pass --jit_compile=auto "
                                          "(off with --dp_epsilon) or false"),
+            (self.coverage, "--coverage pulls G towards real images, outside D's private update: pass --coverage=0"),
+            (self.diversity, "--diversity scales G's term by real images' distances, outside D's private update: "
+                             "pass --diversity=0"),
+            (self.unconditional_below, "--unconditional_below trains a second discriminator on real images without "
+                                       "privacy: pass --unconditional_below=0"),
         ]
         for refused_option, fix in refused:
             if refused_option:
                 raise UserError(f"with --dp_epsilon, {fix}")
+
+    @property
+    def pairs_labels(self):
+        """True when the generated batch's second half repeats the first half's labels (mode seeking, diversity)."""
+        return bool(self.mode_seeking or self.diversity)
 
     @property
     def private(self):

@@ -38,6 +38,7 @@ _MIRROR_SALT = 0x6d6972726f72  # the symmetry draws' stream, apart from the shuf
 _POISSON_SALT = 0x706f6973     # the Poisson sample's stream, apart from the others
 _SYMMETRIES = {"none": 1, "flip": 4, "flip_rot90": 8}  # symmetries of the square drawn from, per MIRRORS value
 _MIB = 1 << 20
+_FETCH_BLOCK = 1024   # examples per read when a streamed split is read whole
 
 
 def load_split(builder, split):
@@ -324,6 +325,16 @@ class TrainingSplit:
         """[num_classes] int64: training images per class."""
         labels = self._reader.labels() if self._reader is not None else self._arrays[1]
         return np.bincount(labels, minlength=num_classes)
+
+    def examples(self):
+        """(images [N, R, R, 3] uint8, labels [N] int32): the whole split in its stored order, read once from
+        disk when streamed."""
+        if self._reader is None:
+            return self._arrays
+        parts = [self._reader.fetch(tf.range(start, min(start + _FETCH_BLOCK, self.num_examples), dtype=tf.int64))
+                 for start in range(0, self.num_examples, _FETCH_BLOCK)]
+        return (np.concatenate([images.numpy() for images, _ in parts]),
+                np.concatenate([labels.numpy() for _, labels in parts]))
 
     def poisson_dataset(self, rate, seed, start_step=0, mirror="none"):
         """The differentially private run's stream (see `poisson_dataset`)."""

@@ -68,19 +68,35 @@ def discriminator_inputs(resolution):
             keras.Input(shape=(), dtype="int32", name="label"))
 
 
-def generator_input(z, label, num_classes, conditioning, class_strength, dtype):
-    """What goes into G's first Dense: z ⊕ λ·embedding(label) (concat) or z alone (cbn)."""
-    if conditioning == "concat":
+def generator_input(z, label, num_classes, conditioning, class_strength, dtype, unconditional=False):
+    """What goes into G's first Dense: z ⊕ λ·embedding(label) (concat) or z alone (cbn, or the class-free layout
+    layers of `unconditional`, where the class enters later through `class_planes`)."""
+    if conditioning == "concat" and not unconditional:
         embedded = label_embedding(num_classes, dtype)(label)                   # [B, 50]
         embedded = strength(class_strength, dtype)(embedded)
         return keras.layers.Concatenate(dtype=dtype)([z, embedded])             # [B, latent_dim + 50]
     return z                                                                    # [B, latent_dim]
 
 
-def generator_norm(conditioning, num_classes, synchronized, class_strength, dtype):
-    """G's batch norm as a function of (x, label): conditional (cbn) or plain (concat)."""
+def class_planes(x, label, num_classes, conditioning, class_strength, dtype):
+    """Where G's class-free layout layers end (x [B, s, s, C]): concat adds λ·embedding(label) as planes,
+    [B, s, s, C + 50]; cbn returns x (the conditional batch norms after it take the class)."""
+    if conditioning != "concat":
+        return x
+    side = x.shape[1]
+    embedded = label_embedding(num_classes, dtype)(label)                       # [B, 50]
+    embedded = strength(class_strength, dtype)(embedded)
+    embedded = keras.layers.Reshape((1, 1, EMBEDDING_DIM), dtype=dtype)(embedded)
+    planes = keras.layers.UpSampling2D(side, dtype=dtype)(embedded)             # [B, s, s, 50]
+    return keras.layers.Concatenate(dtype=dtype)([x, planes])
+
+
+def generator_norm(conditioning, num_classes, synchronized, class_strength, dtype, unconditional_below=0):
+    """G's batch norm as a function of (x, label): conditional (cbn) or plain (concat, and with cbn on maps of
+    side ≤ unconditional_below, G's class-free layout layers)."""
     def normalize(x, label):
-        if conditioning == "cbn":
+        side = x.shape[1] if len(x.shape) == 4 else 0      # the first Dense's output: side 0, before its reshape
+        if conditioning == "cbn" and not (unconditional_below and side <= unconditional_below):
             return layers.ConditionalBatchNormalization(num_classes, momentum=BN_MOMENTUM, synchronized=synchronized,
                                                         class_strength=class_strength, dtype=dtype)([x, label])
         return batch_norm(dtype, synchronized)(x)

@@ -22,8 +22,10 @@ import keras
 
 from cgan.core.config import feature_sides
 from cgan.model import layers
-from cgan.model.conditioning import (batch_norm, class_minibatch_std, discriminator_input, discriminator_inputs,
-                                     generator_input, generator_inputs, generator_norm, projection_logit)
+from cgan.model import layout
+from cgan.model.conditioning import (batch_norm, class_minibatch_std, class_planes, discriminator_input,
+                                     discriminator_inputs, generator_input, generator_inputs, generator_norm,
+                                     projection_logit)
 
 BASE_SIZE = 8          # spatial size of the generator's first feature map
 BASE_CHANNELS = 256    # channels at BASE_SIZE, in both networks
@@ -35,25 +37,33 @@ _CHANNELS = {64: (128, 64), 128: (128, 64, 32), 256: (128, 64, 32, 16)}
 
 
 def build_generator(resolution, latent_dim, num_classes, dtype="float32", synchronized_bn=False,
-                    conditioning="concat", spectral_norm=False, attention_resolution=0, class_strength=False):
+                    conditioning="concat", spectral_norm=False, attention_resolution=0, class_strength=False,
+                    unconditional_below=0):
     """The DCGAN generator; the arguments are networks.build_generator's."""
     channels = _CHANNELS[resolution]
     dense = layers.SpectralDense if spectral_norm else keras.layers.Dense
     conv_transpose = layers.SpectralConv2DTranspose if spectral_norm else keras.layers.Conv2DTranspose
-    normalize = generator_norm(conditioning, num_classes, synchronized_bn, class_strength, dtype)
+    normalize = generator_norm(conditioning, num_classes, synchronized_bn, class_strength, dtype, unconditional_below)
+
+    def end_of_block(x, side):
+        x = _attend(x, side, attention_resolution, spectral_norm, dtype)
+        if side == unconditional_below:   # the class-free layout layers end here; the class enters
+            x = layout.mark_features(x, dtype)
+            x = class_planes(x, label, num_classes, conditioning, class_strength, dtype)
+        return x
 
     z, label = generator_inputs(latent_dim)
-    x = generator_input(z, label, num_classes, conditioning, class_strength, dtype)
+    x = generator_input(z, label, num_classes, conditioning, class_strength, dtype, bool(unconditional_below))
     x = dense(BASE_SIZE * BASE_SIZE * BASE_CHANNELS, use_bias=False, dtype=dtype)(x)
     x = normalize(x, label)
     x = keras.layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x)
     x = keras.layers.Reshape((BASE_SIZE, BASE_SIZE, BASE_CHANNELS), dtype=dtype)(x)  # [B, 8, 8, 256]
-    x = _attend(x, BASE_SIZE, attention_resolution, spectral_norm, dtype)
+    x = end_of_block(x, BASE_SIZE)
     for filters, side in zip(channels, feature_sides(resolution)[1:]):
         x = conv_transpose(filters, KERNEL_SIZE, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
         x = normalize(x, label)
         x = keras.layers.LeakyReLU(LEAKY_SLOPE, dtype=dtype)(x)                 # [B, side, side, filters]
-        x = _attend(x, side, attention_resolution, spectral_norm, dtype)
+        x = end_of_block(x, side)
     x = conv_transpose(3, KERNEL_SIZE, strides=2, padding="same", dtype=dtype)(x)
     image = keras.layers.Activation("tanh", dtype="float32", name="image")(x)   # [B, R, R, 3]
     return keras.Model([z, label], image, name="generator")

@@ -24,9 +24,10 @@ D has no batch norm: its norm is "spectral" (BigGAN's and SNGAN's) or "none".
 
 import keras
 
-from cgan.model import layers
-from cgan.model.conditioning import (batch_norm, class_minibatch_std, discriminator_input, discriminator_inputs,
-                                     generator_input, generator_inputs, generator_norm, projection_logit)
+from cgan.model import layers, layout
+from cgan.model.conditioning import (batch_norm, class_minibatch_std, class_planes, discriminator_input,
+                                     discriminator_inputs, generator_input, generator_inputs, generator_norm,
+                                     projection_logit)
 
 # Default base widths c: small, so that the residual networks still train on a CPU (BigGAN's own, 64 and
 # up, are for accelerators). G's cost grows far faster with c than D's (its widest maps sit at the
@@ -43,20 +44,24 @@ _D_WIDTHS = {64: (1, 2, 4, 8, 16), 128: (1, 2, 4, 8, 16, 16), 256: (1, 2, 4, 8, 
 
 def build_generator(resolution, latent_dim, num_classes, dtype="float32", synchronized_bn=False,
                     conditioning="concat", spectral_norm=False, attention_resolution=0, class_strength=False,
-                    channels=G_CHANNELS):
+                    unconditional_below=0, channels=G_CHANNELS):
     """The residual generator; the arguments are networks.build_generator's, `channels` its c."""
     widths = [m * channels for m in _G_WIDTHS[resolution]]
     dense = layers.SpectralDense if spectral_norm else keras.layers.Dense
     conv = layers.SpectralConv2D if spectral_norm else keras.layers.Conv2D
-    normalize = generator_norm(conditioning, num_classes, synchronized_bn, class_strength, dtype)
+    normalize = generator_norm(conditioning, num_classes, synchronized_bn, class_strength, dtype, unconditional_below)
 
     z, label = generator_inputs(latent_dim)
-    x = generator_input(z, label, num_classes, conditioning, class_strength, dtype)
+    x = generator_input(z, label, num_classes, conditioning, class_strength, dtype, bool(unconditional_below))
     x = dense(SIZE * SIZE * widths[0], dtype=dtype)(x)
     x = keras.layers.Reshape((SIZE, SIZE, widths[0]), dtype=dtype)(x)           # [B, 4, 4, 16c]
     for i, filters in enumerate(widths[1:]):
+        side = SIZE << (i + 1)
         x = _up_block(x, label, filters, normalize, conv, dtype)                # [B, side, side, filters]
-        x = _attend(x, SIZE << (i + 1), attention_resolution, spectral_norm, dtype)
+        x = _attend(x, side, attention_resolution, spectral_norm, dtype)
+        if side == unconditional_below:   # the class-free layout layers end here; the class enters
+            x = layout.mark_features(x, dtype)
+            x = class_planes(x, label, num_classes, conditioning, class_strength, dtype)
     x = batch_norm(dtype, synchronized_bn)(x)
     x = keras.layers.ReLU(dtype=dtype)(x)
     x = conv(3, 3, padding="same", dtype=dtype)(x)                              # [B, R, R, 3]

@@ -28,6 +28,7 @@ the global mean loss. Logits are cast to float32 first, so mixed precision never
 import tensorflow as tf
 
 from cgan.core.config import LOSSES
+from cgan.training import feature_spaces
 
 
 def _mean(per_example, global_batch_size):
@@ -159,6 +160,37 @@ def mode_seeking_loss(images, noise, num_replicas, epsilon=1e-5):
     image_distance = tf.reduce_mean(tf.abs(tf.cast(images[:half] - images[half:2 * half], tf.float32)))
     noise_distance = tf.reduce_mean(tf.abs(noise[:half] - noise[half:2 * half]))
     return 1.0 / (image_distance / noise_distance + epsilon) / num_replicas
+
+
+def diversity_loss(generated_features, real_features, real_labels, num_replicas):
+    """The per-pair diversity term (--diversity): pairs of generated images of one class pushed apart until
+    they differ as much as real images of one class do, and no further.
+
+    Rows i and i + b/2 of the generated batch share a label and differ in z. Per pair, relu(1 − d / τ),
+    d the pair's RMS distance in the feature space and τ the mean distance between two real images of the
+    same class in this replica's real batch (every real pair when no class occurs twice): the term is
+    scale-free, since τ moves with the space, and saturates per pair, so a pair already as different as
+    real images gets no push and a few far-apart pairs cannot pay for the rest.
+
+    Args:
+        generated_features: [b, F] features of this replica's generated batch (with gradient to G).
+        real_features: [b', F] features of this replica's real batch (treated as constants).
+        real_labels: [b'] their classes.
+        num_replicas: replicas in sync; the mean over pairs is divided by it, as mode_seeking_loss does.
+
+    Returns:
+        (loss, τ): float32 scalars, this replica's share of the term and the real scale it used.
+    """
+    half = tf.shape(generated_features)[0] // 2
+    pair_distances = feature_spaces.distances(generated_features[:half], generated_features[half:2 * half])  # [h]
+    real = tf.stop_gradient(real_features)
+    real_distances = tf.sqrt(feature_spaces.squared_distances(real, real) + 1e-12)                 # [b', b']
+    different = tf.logical_not(tf.eye(tf.shape(real)[0], dtype=tf.bool))
+    same_class = tf.logical_and(tf.equal(real_labels[:, None], real_labels[None, :]), different)
+    pairs = tf.cast(tf.where(tf.reduce_any(same_class), same_class, different), tf.float32)
+    scale = tf.reduce_sum(real_distances * pairs) / tf.maximum(tf.reduce_sum(pairs), 1.0)
+    per_pair = tf.nn.relu(1.0 - pair_distances / tf.maximum(scale, 1e-6))                         # [h]
+    return tf.reduce_mean(per_pair) / num_replicas, scale
 
 
 def lecam_penalty(real_logits, fake_logits, anchor_real, anchor_fake, global_batch_size):

@@ -25,9 +25,10 @@ import tensorflow as tf
 
 from cgan.core import seeding
 
-from cgan.model import networks
+from cgan.model import layout, networks
 
-from cgan.training import ada, augment, distribute, ema, losses, optimizers, precision, privacy, schedules
+from cgan.training import (ada, augment, coverage, distribute, ema, feature_spaces, losses, optimizers, precision,
+                           privacy, schedules)
 from cgan.training.distribute import WorkerInfo
 from cgan.core.errors import UserError
 
@@ -38,7 +39,8 @@ DP_CHUNKS_PER_BATCH = 2   # a private step computes per-example gradients in chu
 class TrainStep:
     """Holds the networks, optimizers, EMA, noise generator and step counter of one run."""
 
-    def __init__(self, config, strategy, policy, class_names, resolution, worker=WorkerInfo(), class_counts=None):
+    def __init__(self, config, strategy, policy, class_names, resolution, worker=WorkerInfo(), class_counts=None,
+                 real_examples=None):
         """
         Args:
             config: the run's TrainConfig.
@@ -49,6 +51,8 @@ class TrainStep:
             worker: this process's place in a multi-worker cluster.
             class_counts: [C] training images per class; the private step draws the fakes' labels from
                 their proportions (needed with --dp_epsilon, unless --balanced).
+            real_examples: (images [N, R, R, 3] uint8, labels [N]), the whole training split; needed with
+                --coverage, whose pool matches every real image.
 
         Raises:
             UserError: an architecture option that does not fit the resolution; --dp_epsilon on several
@@ -80,17 +84,19 @@ class TrainStep:
                 resolution, config.latent_dim, num_classes, dtype=policy, synchronized_bn=synchronized,
                 conditioning=config.g_conditioning, spectral_norm=config.g_spectral_norm,
                 attention_resolution=config.g_attention, architecture=config.arch,
-                channels=config.g_channels or None, class_strength=self.transitional)
+                channels=config.g_channels or None, class_strength=self.transitional,
+                unconditional_below=config.unconditional_below)
             self.discriminator = networks.build_discriminator(
                 resolution, num_classes, dtype=policy, synchronized_bn=synchronized,
                 conditioning=config.d_conditioning, norm=config.d_norm,
                 attention_resolution=config.d_attention, architecture=config.arch,
                 channels=config.d_channels or None, class_strength=self.transitional,
                 minibatch_std=config.d_minibatch_std)
+            self._build_layout(config, policy)
             self.g_optimizer = self._make_optimizer(config.g_learning_rate or config.learning_rate)
             self.d_optimizer = self._make_optimizer(config.d_learning_rate or config.learning_rate)
             # Built eagerly: an optimizer first built inside strategy.run in a tf.function fails.
-            self.g_optimizer.build(self.generator.trainable_variables)
+            self.g_optimizer.build(self._g_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.ema = (ema.GeneratorEMA(self.generator, config.ema_decay, config.ema_start)
                         if config.ema_decay else None)
@@ -100,16 +106,20 @@ class TrainStep:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.noise = tf.random.Generator.from_seed(config.seed)
         self.privacy = privacy.PrivacyState() if config.private else None   # one replica: outside the scope
+        self._build_diversity_terms(config, real_examples)
         # Options add their state only when they are on, so checkpoints of runs without them stay as they were.
         optional = {"ema_generator": self.ema.model if self.ema else None, "lecam": self.lecam, "ada": self.ada,
-                    "privacy": self.privacy}
+                    "privacy": self.privacy, "coverage": self.coverage, "layout_head": self.layout_head,
+                    "layout_discriminator": self.layout_discriminator, "layout_optimizer": self.layout_optimizer}
         self.checkpoint = tf.train.Checkpoint(step=self.step, generator=self.generator,
                                               discriminator=self.discriminator,
                                               g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
                                               noise=self.noise, **{k: v for k, v in optional.items() if v})
         self.metric_names = ("d_loss", "g_loss", "d_real", "d_fake") + ("lecam_loss",) * bool(self.lecam) \
             + ("ada_p", "ada_rt") * bool(self.ada) + ("class_strength",) * self.transitional \
-            + ("dp_real_images", "dp_clipped") * bool(self.privacy)
+            + ("dp_real_images", "dp_clipped") * bool(self.privacy) \
+            + ("coverage_distance",) * bool(self.coverage) + ("diversity_loss", "diversity_scale") * bool(config.diversity) \
+            + ("layout_d_loss",) * bool(self.layout_head)
         self.jit_compile = distribute.resolve_jit_compile(config)
         # XLA compiles one replica's whole step, both updates included. The loop around it cannot be
         # compiled (it takes the next batch from the iterator) and stays outside, with the draws from the
@@ -117,6 +127,49 @@ class TrainStep:
         replica_step = self._private_replica_step if self.privacy else self._replica_step
         self._replica_update = tf.function(replica_step, jit_compile=True) if self.jit_compile else replica_step
         self._compiled_steps = tf.function(self._steps, reduce_retracing=True)
+
+    def _build_layout(self, config, policy):
+        """--unconditional_below: G's class-free features, the head that draws them and their judge (in scope)."""
+        self.layout_head = self.layout_discriminator = self.layout_optimizer = None
+        self._generate = self.generator
+        self._g_variables = list(self.generator.trainable_variables)
+        if not config.unconditional_below:
+            return
+        self._generate = layout.generator_with_features(self.generator)
+        self.layout_head = layout.build_head(self._generate.outputs[1].shape, policy)
+        self.layout_discriminator = layout.build_discriminator(config.unconditional_below, policy,
+                                                               spectral=config.d_norm == "spectral")
+        self.layout_optimizer = self._make_optimizer(config.d_learning_rate or config.learning_rate)
+        self.layout_optimizer.build(self.layout_discriminator.trainable_variables)
+        self._g_variables += self.layout_head.trainable_variables
+
+    def _build_diversity_terms(self, config, real_examples):
+        """--coverage's pool (outside the strategy's scope: one copy, refreshed between calls) and the spaces."""
+        self.coverage = None
+        replicas = self.strategy.num_replicas_in_sync
+        # Each replica pulls half its share of the batch (at least one image).
+        self._coverage_per_replica = max(1, config.batch_size // replicas // 2)
+        if config.coverage:
+            if real_examples is None:
+                raise ValueError("--coverage needs the training split (real_examples)")
+            images, labels = real_examples
+            self.coverage = coverage.CoveragePool(images, labels, config.latent_dim, config.coverage_pool, config.seed)
+            self.coverage_space = feature_spaces.FeatureSpace(config.coverage_space, self.discriminator)
+        if config.diversity:
+            self.diversity_space = feature_spaces.FeatureSpace(config.diversity_space, self.discriminator)
+
+    def coverage_due(self):
+        """True when --coverage is on and the pool is due for a refresh before the next step."""
+        return bool(self.coverage) and int(self.step.numpy()) % self.config.coverage_every == 0
+
+    def refresh_coverage(self):
+        """Refreshes the coverage pool with G as it is now (see cgan.training.coverage).
+
+        Returns:
+            float: the mean distance of the real images to their nearest candidates in the pool.
+        """
+        index = int(self.step.numpy()) // self.config.coverage_every
+        return self.coverage.refresh(self.generator, self.coverage_space, index)
 
     def _make_optimizer(self, learning_rate):
         optimizer = optimizers.FusedAdam(learning_rate, beta_1=self.config.beta_1, beta_2=self.config.beta_2)
@@ -159,8 +212,13 @@ class TrainStep:
                 per_replica = self.strategy.run(self._replica_update, args=self._private_inputs(images, labels, z))
             else:
                 aug = self._worker_augment_params()
+                pulled = ()
+                if self.coverage:
+                    count = self._coverage_per_replica * self.strategy.num_replicas_in_sync
+                    pulled = tuple(self._worker_rows(t, count) for t in self.coverage.draw(self.step, count,
+                                                                                           self.config.balanced))
                 strength = self._set_class_strength(self.generator, self.discriminator)
-                per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z, aug))
+                per_replica = self.strategy.run(self._sliced_step, args=(images, labels, z, aug, pulled))
             if self.ema:
                 self.ema.update(self.step)
                 self._set_class_strength(self.ema.model)  # follows the schedule, not a lagging mean of it
@@ -191,9 +249,9 @@ class TrainStep:
             metrics["class_strength"] = strength
         return metrics
 
-    def _worker_rows(self, values):
-        """This worker's rows of a tensor over the global batch (axis 0 for [GB, ...])."""
-        per_worker = self.config.batch_size // self.worker.num_workers
+    def _worker_rows(self, values, total=None):
+        """This worker's rows of a tensor over the global batch (axis 0 for [GB, ...]), or over `total` rows."""
+        per_worker = (total or self.config.batch_size) // self.worker.num_workers
         return values[self.worker.index * per_worker:(self.worker.index + 1) * per_worker]
 
     def _worker_augment_params(self):
@@ -229,14 +287,17 @@ class TrainStep:
         noise = [self.privacy.noise.normal(v.shape) for v in self.discriminator.trainable_variables]
         return images, labels, mask, fake_labels, z, aug_real, aug_fake, noise
 
-    def _sliced_step(self, images, labels, z, aug):
-        """Runs in each replica: keeps this replica's rows of the worker's batch, then steps."""
+    def _sliced_step(self, images, labels, z, aug, pulled):
+        """Runs in each replica: keeps this replica's rows of the worker's batch (and of the coverage draw, whose
+        replicas take _coverage_per_replica rows each), then steps."""
         local_replicas = self.strategy.num_replicas_in_sync // self.worker.num_workers
         per_replica = self.config.batch_size // self.strategy.num_replicas_in_sync
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         local = replica - self.worker.index * local_replicas
         rows = slice(local * per_replica, (local + 1) * per_replica)
-        return self._replica_update(images[rows], labels[rows], z[rows], aug[:, rows])
+        pulled_rows = slice(local * self._coverage_per_replica, (local + 1) * self._coverage_per_replica)
+        return self._replica_update(images[rows], labels[rows], z[rows], aug[:, rows],
+                                    tuple(t[pulled_rows] for t in pulled))
 
     # The GAN math of one replica.
 
@@ -247,23 +308,27 @@ class TrainStep:
             return images
         return augment.diff_augment(images, params, self.augment_policy, strength=self.ada.p if self.ada else None)
 
-    def _replica_step(self, images, labels, z, aug):
+    def _replica_step(self, images, labels, z, aug, pulled=()):
         """One D and one G update on this replica's slice, from one generator forward pass.
 
         The generated batch serves both updates: D learns to reject it, then G is pushed through the
         updated D with the same images. The generator's weights do not change in between, so its
         forward pass (recorded by the outer tape while the D update is kept off it) is still the one
-        G's gradient needs.
+        G's gradient needs. With --coverage the same pass also regenerates the matched latents of the
+        real images this step pulls (`pulled`), appended after the batch; D never sees them.
 
-        Shapes: images [b, R, R, 3], labels [b], z [b, latent], aug [3, b, P].
+        Shapes: images [b, R, R, 3], labels [b], z [b, latent], aug [3, b, P]; pulled: () or (latents
+        [k, latent], labels [k], real images [k, R, R, 3]).
         """
         config, batch = self.config, self.config.batch_size
+        replicas = self.strategy.num_replicas_in_sync
         fake_labels = labels
-        if config.mode_seeking:  # pairs (i, i + b/2) share a label and differ in z
+        if config.pairs_labels:  # pairs (i, i + b/2) share a label and differ in z
             half = tf.shape(labels)[0] // 2
             fake_labels = tf.concat([labels[:half], labels[:half], labels[2 * half:]], axis=0)
+        extra = {}
         with tf.GradientTape() as g_tape:
-            fake = self.generator([z, fake_labels], training=True)                        # [b, R, R, 3]
+            fake, fake_layout, regenerated = self._generate_batch(z, fake_labels, pulled)   # [b, R, R, 3], ...
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
                     real_logits = self.discriminator([self._augment(images, aug[0]), labels],
@@ -272,7 +337,6 @@ class TrainStep:
                                                       fake_labels], training=True)
                     d_loss = losses.discriminator_loss(real_logits, fake_logits, batch, kind=config.loss)
                     d_total = d_loss
-                    extra = {}
                     if self.ada:
                         self.ada.accumulate(real_logits)
                     if self.lecam:
@@ -287,18 +351,59 @@ class TrainStep:
                     scaled = precision.scale_loss(self.d_optimizer, d_total)
                 variables = self.discriminator.trainable_variables
                 self.d_optimizer.apply_gradients(zip(d_tape.gradient(scaled, variables), variables))
+                if self.layout_discriminator is not None:
+                    extra["layout_d_loss"] = self._layout_update(images, fake_layout)
             g_logits = self.discriminator([self._augment(fake, aug[2]), fake_labels], training=True)
             g_loss = losses.generator_loss(g_logits, batch, kind=config.loss)
             if config.mode_seeking:
-                g_loss += config.mode_seeking * losses.mode_seeking_loss(
-                    fake, z, self.strategy.num_replicas_in_sync)
+                g_loss += config.mode_seeking * losses.mode_seeking_loss(fake, z, replicas)
+            if self.layout_discriminator is not None:   # UTLO's unconditional term, weighted 1 as the authors do
+                layout_logits = self.layout_discriminator(fake_layout, training=True)
+                g_loss += losses.generator_loss(layout_logits, batch, kind=config.loss)
+            if config.diversity:
+                term, extra["diversity_scale"] = losses.diversity_loss(
+                    self.diversity_space(fake, fake_labels), self.diversity_space(images, labels), labels, replicas)
+                extra["diversity_loss"] = term
+                g_loss += config.diversity * term
+            if self.coverage:
+                _, pulled_labels, pulled_real = pulled
+                generated = self.coverage_space(regenerated, pulled_labels)                   # [k, F]
+                target = self.coverage_space(pulled_real, pulled_labels)                     # [k, F]
+                g_loss += config.coverage * coverage.pull(generated, target, self._coverage_per_replica * replicas)
+                extra["coverage_distance"] = tf.reduce_mean(feature_spaces.distances(generated, target))
             scaled = precision.scale_loss(self.g_optimizer, g_loss)
-        variables = self.generator.trainable_variables
+        variables = self._g_variables
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled, variables), variables))
 
         d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
         d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake, **extra}
+
+    def _generate_batch(self, z, labels, pulled):
+        """G's one training pass: (the batch [b, R, R, 3], its layout image [b, S, S, 3] or None, the images of
+        the pulled latents [k, R, R, 3] or an empty slice)."""
+        count = tf.shape(z)[0]
+        if pulled:
+            z, labels = tf.concat([z, pulled[0]], axis=0), tf.concat([labels, pulled[1]], axis=0)
+        outputs = self._generate([z, labels], training=True)
+        if self.layout_head is None:
+            return outputs[:count], None, outputs[count:]
+        images, features = outputs
+        return images[:count], self.layout_head(features[:count], training=True), images[count:]
+
+    def _layout_update(self, images, fake_layout):
+        """The layout discriminator's update: real images average-pooled to S×S against G's layout images,
+        classes ignored. Returns its loss (this replica's share, as every loss)."""
+        factor = images.shape[1] // self.config.unconditional_below
+        real_layout = tf.nn.avg_pool2d(images, factor, factor, "VALID")                  # [b, S, S, 3]
+        with tf.GradientTape() as tape:
+            real_logits = self.layout_discriminator(real_layout, training=True)
+            fake_logits = self.layout_discriminator(tf.stop_gradient(fake_layout), training=True)
+            loss = losses.discriminator_loss(real_logits, fake_logits, self.config.batch_size, kind=self.config.loss)
+            scaled = precision.scale_loss(self.layout_optimizer, loss)
+        variables = self.layout_discriminator.trainable_variables
+        self.layout_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return loss
 
     def _private_replica_step(self, images, labels, mask, fake_labels, z, aug_real, aug_fake, noise):
         """One private D update (DP-SGD on the real images, see cgan.training.privacy) and one G update.
@@ -312,7 +417,7 @@ class TrainStep:
         aug_real [M, P], aug_fake [2, B, P], noise: tensors shaped like D's trainable variables.
         """
         config, batch = self.config, self.config.batch_size
-        if config.mode_seeking:  # pairs (i, i + b/2) share a label and differ in z
+        if config.pairs_labels:  # pairs (i, i + b/2) share a label and differ in z
             half = batch // 2
             fake_labels = tf.concat([fake_labels[:half], fake_labels[:half], fake_labels[2 * half:]], axis=0)
         variables = self.discriminator.trainable_variables

@@ -4,13 +4,12 @@
     structure.diversity(maps)                 # median RMS distance between two images of the set
 
 Why: a generator that varies only skin tone, brightness or contrast looks diverse to pixel distances.
-This space gives such variety nothing. A pixel's descriptor value is its Mahalanobis distance from the
-image's mean colour under the image's own colour covariance; the map is average-pooled to 16×16.
-Under any global affine colour change y = A·x + b (brightness, contrast, tint, white balance, hue
-rotation, channel mixing; A invertible) the whitened pixels of y are a rotation of those of x, and a
-rotation keeps lengths, so a recoloured image has the descriptor of the image. What moves it is how the
-image departs from its own background: the outline, size, position and orientation of the lesion,
-hairs, texture.
+This space gives such variety nothing. The descriptor is cgan.core.colour_blind's structure map (each
+pixel's Mahalanobis distance from the image's mean colour under the image's own colour covariance,
+average-pooled to 16×16), computed in float64: any global affine colour change leaves it unchanged, so
+what moves it is the outline, size, position and orientation of the lesion, hairs, texture. The
+training's --coverage and --diversity terms may measure in the same space; a run that optimises it
+is judged by the classifier-space coverage and the pictures as well.
 
 Diversity of a set = the median, over pairs of its images, of the RMS distance between their
 descriptors: the median, so that a few wild pairs cannot make a set of near-copies look varied.
@@ -19,10 +18,12 @@ their ratio (1: as varied in structure as the real images).
 """
 
 import numpy as np
+import tensorflow as tf
 
+from cgan.core import colour_blind
 from cgan.evaluation.metrics import precision_recall
 
-SIZE = 16                 # descriptor maps are SIZE × SIZE
+SIZE = colour_blind.SIZE  # descriptor maps are SIZE × SIZE
 _COLOUR_EPSILON = 1e-6    # added to the colour covariance (pixels in [0, 1]): a flat image stays finite
 MIN_SAMPLES = 2
 _BLOCK = 128              # images per block, bounding the float64 copies in memory
@@ -38,16 +39,8 @@ def descriptors(images, size=SIZE):
 
 
 def _pooled_maps(images, size):
-    count, side = len(images), images.shape[1]
-    pixels = images.reshape(count, -1, 3).astype(np.float64) / 255.0               # [N, P, 3]
-    centred = pixels - pixels.mean(axis=1, keepdims=True)
-    covariance = np.einsum("npi,npj->nij", centred, centred) / pixels.shape[1] + _COLOUR_EPSILON * np.eye(3)
-    values, vectors = np.linalg.eigh(covariance)                                   # [N, 3], [N, 3, 3]
-    whitened = np.einsum("npi,nij->npj", centred, vectors) / np.sqrt(values)[:, None, :]
-    distance = np.sqrt((whitened ** 2).sum(axis=2)).reshape(count, side, side)    # [N, R, R]
-    factor = side // size
-    pooled = distance.reshape(count, size, factor, size, factor).mean(axis=(2, 4))
-    return pooled.reshape(count, size * size).astype(np.float32)
+    maps = colour_blind.structure_maps(images.astype(np.float64) / 255.0, size, _COLOUR_EPSILON, tf.float64)
+    return maps.numpy().reshape(len(images), size * size).astype(np.float32)
 
 
 def diversity(maps):
