@@ -120,6 +120,14 @@ def interrupted_copy(workdir, copy, step):
             os.remove(os.path.join(folder, name))
 
 
+def find_picture(canvas, picture):
+    """The top-left corners where `picture` ([h, w, 3]) appears in `canvas` ([H, W, 3]), pixel for pixel."""
+    height, width = picture.shape[:2]
+    window = canvas[:canvas.shape[0] - height + 1, :canvas.shape[1] - width + 1]
+    ys, xs = np.nonzero(np.all(window == picture[0, 0], axis=-1))
+    return [(int(y), int(x)) for y, x in zip(ys, xs) if np.array_equal(canvas[y:y + height, x:x + width], picture)]
+
+
 LATENT_DIM = 8  # tiny_generator's
 
 

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from cgan.evaluation import evaluate, report as evaluation_report, tool
 
@@ -15,7 +16,8 @@ from cgan.inputs import datasets, input_pipeline
 from cgan.model import sampling
 from cgan.core.errors import UserError
 from cgan.evaluation.metrics import classifier, cross_fit, inception
-from conftest import LATENT_DIM, error_lines, make_run, read_scalars, run_python, tiny_generator, write_jpeg
+from conftest import (LATENT_DIM, error_lines, find_picture, make_run, read_scalars, run_python, tiny_generator,
+                      write_jpeg)
 
 QUICK = classifier.ClassifierSettings(epochs=6, batch_size=8, flips="horizontal_and_vertical")
 FOLDER_CLASSES = ("amber", "cobalt", "moss")
@@ -262,6 +264,7 @@ def test_a_memorising_generator_no_longer_scores_better_than_held_out_real_image
 
 def test_per_class_figures_with_floors_for_every_class_and_the_worst_class_named(evaluator, evaluator_without_cas):
     report = evaluator.report(tiny_generator(num_classes=3), LATENT_DIM, step=3)
+    assert "report_card" not in report     # the in-training evaluation draws no card
     values = {name: value for name, value in report["metrics"].items() if value is not None}
     for name in ("classifier_test_accuracy", "gan_test", "gan_test_ratio", "cas", "cas_ratio", "classifier_fd",
                  "classifier_fd_floor", "classifier_fd_ratio", "classifier_kid", "classifier_kid_floor",
@@ -423,6 +426,22 @@ def test_evaluate_a_run_writes_a_comparable_report_and_scalars(evaluator, tmp_pa
     cache = datasets.prepare("isic_skin_cancer/folders_64", str(folders_data_dir), str(folders)).data_dir
     assert {"classifier", "classifier_half0", "classifier_half1"} <= set(os.listdir(cache))
 
+    # The report card beside the JSON, named in the report and in the summary: each class's first real
+    # training image in it.
+    card_path = str(workdir / "eval" / "report_step_000007.png")
+    assert report["report_card"] == saved["report_card"] == card_path
+    assert f"Report card: {card_path}" in evaluate.summary_lines(report)
+    card = tf.io.decode_png(open(card_path, "rb").read()).numpy()                       # [H, W, 3]
+    (train_images, train_labels), _ = splits(datasets.prepare("isic_skin_cancer/folders_64", str(folders_data_dir)))
+    places = [find_picture(card, train_images[np.flatnonzero(train_labels == label)[0]])
+              for label in range(len(FOLDER_CLASSES))]
+    assert all(len(found) == 1 for found in places) and places == sorted(places)
+    # --json=PATH: the card is PATH with .png.
+    quicker = evaluate.Settings(num_per_class=2, inception_weights="none")
+    report, _ = tool.measure_workdir(evaluate, str(workdir), quicker, json_path=str(tmp_path / "custom.json"),
+                                     train_cas=False, classifier_settings=QUICK)
+    assert report["report_card"] == str(tmp_path / "custom.png") and os.path.isfile(tmp_path / "custom.png")
+
 
 def test_evaluate_explains_bad_input(tmp_path, builder, class_names):
     with pytest.raises(UserError, match="is not a directory"):
@@ -472,6 +491,7 @@ def test_cli_evaluates_a_run_made_by_the_trainer(tmp_path, isic_folders):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "gan_test" in result.stdout and "cas" in result.stdout and "Report:" in result.stdout
     assert "worst class:" in result.stdout
+    assert f"Report card: {tmp_path / 'report.png'}" in result.stdout and (tmp_path / "report.png").is_file()
     report = json.load(open(tmp_path / "report.json"))
     assert report["step"] == 2 and 0.0 <= report["metrics"]["cas"] <= 1.0
     assert report["metrics"]["classifier_fd_floor"] is not None

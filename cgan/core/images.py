@@ -1,16 +1,22 @@
-"""Turning generator output into pictures: denormalise, tile into grids, write PNGs atomically.
+"""Turning generator output into pictures: denormalise, tile into grids, label, write PNGs atomically.
 
     pixels = images.to_uint8(generated)                  # [B, R, R, 3] float [-1, 1] -> uint8
     grid = images.image_grid(pixels, rows=9)             # [9·R, (B/9)·R, 3] uint8
-    images.write_png("runs/demo/samples/step_003000.png", grid)
+    labelled = images.draw_text(grid, [(2, 2, "melanoma")])   # text at (left, top), one TEXT_LINE high
+    images.write_png("runs/demo/samples/step_003000.png", labelled)
+
+Text is drawn in Pillow's default font (it comes with TensorBoard), here only.
 """
 
+import functools
 import math
 
 import numpy as np
 import tensorflow as tf
 
 from cgan.core import files
+
+TEXT_LINE = 14  # pixels per line of text, Pillow's default font being 10 pixels high
 
 
 def to_uint8(images):
@@ -46,6 +52,36 @@ def image_grid(images, rows=None, padding=2):
         top, left = (i // cols) * (height + padding), (i % cols) * (width + padding)
         grid[top:top + height, left:left + width] = image
     return grid
+
+
+@functools.lru_cache(maxsize=1)
+def _font():
+    from PIL import ImageFont  # Pillow comes with TensorBoard
+    return ImageFont.load_default()
+
+
+def text_width(text):
+    """Pixels the text spans when draw_text draws it."""
+    return int(np.ceil(_font().getlength(text)))
+
+
+def draw_text(image, texts, fill=(0, 0, 0)):
+    """The one way pictures are labelled: lines of text drawn onto a copy of an image.
+
+    Args:
+        image: [H, W, 3] uint8.
+        texts: iterable of (left, top, text), in pixels; a line takes TEXT_LINE pixels from its top.
+        fill: the text's RGB colour.
+
+    Returns:
+        [H, W, 3] uint8.
+    """
+    from PIL import Image, ImageDraw
+    canvas = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    draw, font = ImageDraw.Draw(canvas), _font()
+    for left, top, text in texts:
+        draw.text((left, top), text, fill=tuple(fill), font=font)
+    return np.asarray(canvas)
 
 
 def encode_png(image):

@@ -1,6 +1,6 @@
 """Evaluates a generator against the real images: classifier metrics offline, FID/KID with Inception.
 
-    python -m cgan.evaluate --workdir=runs/demo          # report: runs/demo/eval/report_step_003000.json
+    python -m cgan.evaluate --workdir=runs/demo          # runs/demo/eval/report_step_003000.json and .png (card)
 
     evaluator = evaluate.Evaluator(builder, class_names, resolution=64, num_per_class=100)  # once
     metrics = evaluator.evaluate(generator, latent_dim)  # {"gan_test": ..., "classifier_fd": ..., ...}
@@ -42,6 +42,7 @@ from cgan.model import model_files, sampling
 
 from cgan.run import run_source
 from cgan.core.errors import UserError
+from cgan.evaluation import report_card
 from cgan.evaluation.report import SPACE_NAMES, class_summaries, finite_or_none, summary_lines, worst_classes
 from cgan.core.files import atomic_write_bytes, atomic_write_json
 from cgan.evaluation.metrics import cas as cas_lib
@@ -397,7 +398,8 @@ def measure(source, settings, report_path=None, train_cas=True, classifier_setti
     Args:
         source: run_source.Source.
         settings: Settings.
-        report_path: unused (the report has no side files).
+        report_path: the report's path; its report card (cgan.evaluation.report_card) is written beside it,
+            the same path with .png, and named in report["report_card"]; None = no card.
         train_cas: whether to train the CAS classifier (Evaluator).
         classifier_settings: the classifiers' recipe; None = the default with settings' flips.
     """
@@ -409,6 +411,8 @@ def measure(source, settings, report_path=None, train_cas=True, classifier_setti
                           train_cas=train_cas, splits=(source.train, source.test))
     report = evaluator.report(source.generator, source.latent_dim, step=source.step)
     report["generator"] = source.model_path
+    if report_path is not None:
+        report["report_card"] = report_card.write(report_card.card_path(report_path), source, report, settings.seed)
     return report
 
 

@@ -46,7 +46,6 @@ NUM_PAIRS = 16             # pairs in each picture
 SPACES = ("features", "pixels")
 _CHUNK = 512               # query vectors per distance block, bounding memory at 256×256
 _TILE_MIN = 96             # pictures are enlarged (nearest neighbour) to at least this many pixels
-_CAPTION = 14              # pixels of caption above each pair
 
 
 def _check_percentile(percentile):
@@ -189,23 +188,22 @@ def pairs_picture(pairs, generated, generated_labels, train_images, class_names,
     Returns:
         [H, W, 3] uint8, each pair under a caption "class name  d=distance".
     """
-    from PIL import Image, ImageDraw  # Pillow comes with TensorBoard
-
     resolution = train_images.shape[1]
     zoom = max(1, -(-_TILE_MIN // resolution))
     side = resolution * zoom
-    tile_width, tile_height, gap = 2 * side + 2, side + _CAPTION, 6
+    tile_width, tile_height, gap = 2 * side + 2, side + images.TEXT_LINE, 6
     rows = max(1, -(-len(pairs) // columns))
-    canvas = Image.new("RGB", (columns * (tile_width + gap) - gap, rows * (tile_height + gap) - gap), "white")
-    draw = ImageDraw.Draw(canvas)
-    enlarge = lambda picture: Image.fromarray(picture.repeat(zoom, axis=0).repeat(zoom, axis=1))  # [side, side, 3]
+    canvas = np.full((rows * (tile_height + gap) - gap, columns * (tile_width + gap) - gap, 3), 255, np.uint8)
+    enlarge = lambda picture: picture.repeat(zoom, axis=0).repeat(zoom, axis=1)  # [side, side, 3]
+    captions = []
     for k, (generated_index, train_index, distance) in enumerate(pairs):
         left, top = (k % columns) * (tile_width + gap), (k // columns) * (tile_height + gap)
-        canvas.paste(enlarge(generated[generated_index]), (left, top + _CAPTION))
-        canvas.paste(enlarge(train_images[train_index]), (left + side + 2, top + _CAPTION))
+        below = top + images.TEXT_LINE                                         # the caption's line above
+        canvas[below:below + side, left:left + side] = enlarge(generated[generated_index])
+        canvas[below:below + side, left + side + 2:left + 2 * side + 2] = enlarge(train_images[train_index])
         label = int(generated_labels[generated_index])
-        draw.text((left + 1, top + 1), f"{class_names[label]}  d={distance:.3g}", fill="black")
-    return np.asarray(canvas)
+        captions.append((left + 1, top + 1, f"{class_names[label]}  d={distance:.3g}"))
+    return images.draw_text(canvas, captions)
 
 
 @dataclasses.dataclass(frozen=True)

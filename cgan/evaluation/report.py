@@ -112,7 +112,7 @@ def _figure(value, digits=4):
 
 
 def summary_lines(report):
-    """The report as a few lines of text: the main figures, the worst class, then a line per class."""
+    """The report as a few lines of text: the main figures, the worst class, a line per class, the card's path."""
     values, names = report["metrics"], report["class_names"]
     get = values.get
     lines = [f"{report.get('generator', 'generator')} (step {report['step']}) on {report['dataset']}: "
@@ -161,4 +161,6 @@ def summary_lines(report):
     lines.append(f"{'class':<{width}}  " + "  ".join(f"{c.replace('classifier_', ''):>12}" for c in shown))
     for name in names:
         lines.append(f"{name:<{width}}  " + "  ".join(f"{_figure(get(f'{c}/{name}'), 4):>12}" for c in shown))
+    if report.get("report_card"):
+        lines.append(f"Report card: {report['report_card']}")
     return lines
