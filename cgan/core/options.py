@@ -11,7 +11,9 @@
 
 Values are checked when the dataclass is made (flags, JSON or code alike), not by absl, so every bad
 value gets the same one-line error. Field types: bool, int, float, str, `float | None` (None = off;
-the flag is left out) and `tuple[int, ...]` / `tuple[str, ...]` (comma-separated flags). A rule that
+the flag is left out) and `tuple[int, ...]` / `tuple[str, ...]` (comma-separated flags; with
+`repeated=True` a `tuple[str, ...]` flag is given once per value instead, for values that hold commas:
+`--variant='a=--augment=color,cutout' --variant='b='`). A rule that
 involves several fields goes in the dataclass's `__post_init__`, after `super().__post_init__()`.
 Shared options (the run directory, the image seed, truncation, per-class counts, the evaluation
 classifier's flips, Inception weights) are the functions at the bottom: one definition each.
@@ -24,7 +26,8 @@ import typing
 from cgan.core.errors import UserError
 
 
-def option(default, help, choices=None, lower=None, upper=None, required=None, nonempty=False, **tags):
+def option(default, help, choices=None, lower=None, upper=None, required=None, nonempty=False, repeated=False,
+           **tags):
     """A field: its default and what the generated flag says and accepts.
 
     Args:
@@ -34,10 +37,11 @@ def option(default, help, choices=None, lower=None, upper=None, required=None, n
         lower, upper: inclusive bounds of a number (or of a tuple's elements).
         required: for a str option that must be given, the fix the error names (e.g. "pass --workdir=DIR").
         nonempty: a tuple option needs at least one element.
+        repeated: a `tuple[str, ...]` option whose flag is repeated, one value each, not comma-separated.
         **tags: other facts the owner reads back from `field.metadata` (e.g. fixes_model).
     """
     metadata = {"help": help, "choices": choices, "lower": lower, "upper": upper, "required": required,
-                "nonempty": nonempty, **tags}
+                "nonempty": nonempty, "repeated": repeated, **tags}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -73,7 +77,8 @@ class Options:
                 default = None
             elif kind is tuple:
                 default = [str(value) for value in default]
-            define[kind](field.name, default, _help(field), flag_values=flag_values, module_name=module_name)
+            define_flag = flags.DEFINE_multi_string if field.metadata["repeated"] else define[kind]
+            define_flag(field.name, default, _help(field), flag_values=flag_values, module_name=module_name)
 
     @classmethod
     def from_flags(cls, flag_values):

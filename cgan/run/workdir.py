@@ -47,7 +47,9 @@ def write_hparams(config, resolved):
     The workdir, not train/, holds it, so that the HParams dashboard's row of the run (`tensorboard
     --logdir` over several workdirs) takes its metrics from both train/ (losses, the in-training
     evaluation) and eval/ (cgan.evaluation.evaluate's reports): a screen of several runs reads as one table.
-    Written when the run starts, not when it resumes, so a workdir holds one session.
+    Written when the run starts, not when it resumes, so a workdir holds one session. Its trial ID is
+    the workdir as given, not its last folder: TensorBoard merges the sessions of one trial ID into one
+    row, and runs side by side often end in the same folder (a screen's <set>/<variant>/seed0).
 
     Args:
         config: the TrainConfig.
@@ -60,7 +62,7 @@ def write_hparams(config, resolved):
             flat.update({f"{name}.{key}": inner for key, inner in flat.pop(name).items()})
     values = {k: v for k, v in flat.items() if k not in _NOT_HPARAMS and isinstance(v, (bool, int, float, str))}
     with tf.summary.create_file_writer(config.workdir).as_default():
-        hparams_api.hparams(values, trial_id=os.path.basename(os.path.normpath(config.workdir)))
+        hparams_api.hparams(values, trial_id=os.path.normpath(config.workdir))
 
 
 def check_writable(workdir):
