@@ -26,7 +26,7 @@ from cgan.training import distribute, precision, step
 from cgan.core.config import TrainConfig
 
 
-def make_trainer(train_config, policy, class_names, resolution):
+def make_trainer(train_config, policy, class_names, resolution, real_examples=None):
     """The trainer's step object over the strategy of train_config: the one place that names it.
 
     Args:
@@ -34,18 +34,22 @@ def make_trainer(train_config, policy, class_names, resolution):
         policy: a Keras dtype policy name.
         class_names: the dataset's class names.
         resolution: image side in pixels.
+        real_examples: (images, labels) of the training split, which --coverage's pool needs.
 
     Returns:
         An object with `generator`, `discriminator` and `run_steps(iterator, num_steps)`.
     """
     return step.TrainStep(train_config, distribute.make_strategy(train_config), policy, class_names, resolution,
-                          class_counts=np.ones(len(class_names)))
+                          class_counts=np.ones(len(class_names)), real_examples=real_examples)
 
 
-def _chunks(total, size):
+def _calls(total, size, start=0, every=0):
+    """The steps of each call when `total` steps from step `start` run in calls of at most `size`, a call
+    ending wherever the step reaches a multiple of `every` (0: never)."""
     while total > 0:
-        yield min(size, total)
-        total -= size
+        steps = min(total, size, every - start % every if every else total)
+        yield steps
+        start, total = start + steps, total - steps
 
 
 def trainer_config(config, batch_size, policy):
@@ -80,7 +84,7 @@ class TrainerLoop:
         self.config = config
         self.train_config = train_config
         self.trainer = make_trainer(train_config, precision.resolve(train_config.precision), data.class_names,
-                                    data.resolution)
+                                    data.resolution, (data.images, data.labels))
         if train_config.private:   # the Poisson sample of cgan.train, at the calibrated rate
             plan = self.trainer.start_privacy(len(data.images))
             fetch = input_pipeline.memory_fetch(data.images, data.labels)
@@ -93,8 +97,13 @@ class TrainerLoop:
 
     def _run(self, num_steps):
         # Calls of steps_per_call steps, as the training loop makes between summaries; run_steps
-        # returns Python floats, so each call has finished when it returns.
-        for steps in _chunks(num_steps, self.train_config.steps_per_call):
+        # returns Python floats, so each call has finished when it returns. --coverage's pool is
+        # refreshed where the loop would refresh it (a call then ends at the refresh step), so its cost
+        # lands in the round that reaches it.
+        every = self.train_config.coverage_every if self.train_config.coverage else 0
+        for steps in _calls(num_steps, self.train_config.steps_per_call, int(self.trainer.step.numpy()), every):
+            if self.trainer.coverage_due():
+                self.trainer.refresh_coverage()
             self.trainer.run_steps(self.iterator, steps)
 
     def warm_up(self):

@@ -11,6 +11,7 @@ def test_rate_without_epoch_starts_drops_the_first_batch_of_each_epoch():
     assert loops.rate_without_epoch_starts([0.5, 0.5], 1) == pytest.approx(2.0)  # all start epochs
 
 
-def test_chunks_split_steps_into_calls():
-    assert list(loops._chunks(45, 20)) == [20, 20, 5]
-    assert list(loops._chunks(20, 20)) == [20]
+def test_calls_split_steps_into_calls_that_end_at_every_refresh():
+    assert list(loops._calls(45, 20)) == [20, 20, 5]
+    assert list(loops._calls(20, 20)) == [20]
+    assert list(loops._calls(45, 20, start=490, every=500)) == [10, 20, 15]
