@@ -90,19 +90,19 @@ class CoveragePool(tf.Module):
                                               reduce_retracing=True)
         seed = tf.constant([self.seed ^ _POOL_SALT, int(refresh_index)], tf.int64)
         pool = tf.random.stateless_normal([self.pool_size, self.latent_dim], seed)  # [P, latent]
-        # Candidates of class c are the pool's rows [factor · offset_c, factor · (offset_c + N_c)).
-        pool_labels = np.repeat(self._classes, self.pool_factor * np.asarray(self._counts)).astype(np.int32)
-        pool_features = self._in_chunks(self._render, pool, tf.constant(pool_labels))                # [P, F]
         real_features = self._in_chunks(self._real_features, self._images, self._labels)           # [N, F]
         matched = np.zeros([self.num_examples], np.int64)
         nearest = np.zeros([self.num_examples], np.float64)
         start = 0
-        for members in self._members:
+        # Class by class, so that only one class's candidates are held: class c's are the pool's rows
+        # [factor · offset_c, factor · (offset_c + N_c)).
+        for label, members in zip(self._classes, self._members):
             end = start + self.pool_factor * len(members)
+            labels = tf.fill([end - start], tf.constant(label, tf.int32))
+            candidates = self._in_chunks(self._render, pool[start:end], labels)                  # [P_c, F]
             for block in range(0, len(members), _CHUNK):
                 rows = members[block:block + _CHUNK]
-                squared = feature_spaces.squared_distances(tf.gather(real_features, rows),
-                                                           pool_features[start:end])   # [rows, P_c]
+                squared = feature_spaces.squared_distances(tf.gather(real_features, rows), candidates)  # [rows, P_c]
                 matched[rows] = start + tf.argmin(squared, axis=1).numpy()
                 nearest[rows] = np.sqrt(tf.reduce_min(squared, axis=1).numpy())
             start = end
