@@ -173,6 +173,15 @@ def test_auto_holds_up_to_the_budget_and_streams_above_it(sharded):
     assert input_pipeline.open_split(builder, "train", "auto", 0).mode == "stream"
 
 
+def test_a_streamed_split_read_whole_is_the_in_memory_split(sharded, monkeypatch):
+    builder = sharded.builder
+    monkeypatch.setattr(input_pipeline, "_FETCH_BLOCK", 16)   # several reads, the last one short
+    streamed = input_pipeline.open_split(builder, "train", "stream", 0).examples()
+    whole = input_pipeline.open_split(builder, "train", "memory", 1024).examples()
+    np.testing.assert_array_equal(streamed[0], whole[0])
+    np.testing.assert_array_equal(streamed[1], whole[1])
+
+
 def test_a_tfrecord_dataset_gets_an_array_record_copy_beside_it(sharded):
     builder = sharded.builder
     folder = builder.data_dir
