@@ -27,7 +27,7 @@ from conftest import checkpoint_tensors, make_imbalanced_run, run_python, tree
 
 QUICK = classifier.ClassifierSettings(epochs=1, batch_size=8, flips="horizontal")
 # What differs between a report made with a fresh cache and one made with a warm cache, by design.
-_RUN_DEPENDENT = {"cached", "train_seconds", "seconds", "generator", "picture"}
+_RUN_DEPENDENT = {"cached", "train_seconds", "seconds", "generator", "picture", "report_card"}
 
 
 def move_global_random_state(seed):
@@ -113,6 +113,8 @@ def test_evaluate_reports_the_same_from_a_fresh_and_a_warm_cache(fresh_run, tmp_
         reports.append(report)
     assert not reports[0]["classifier"]["cached"] and reports[1]["classifier"]["cached"]
     assert _without_run_dependent(reports[0]) == _without_run_dependent(reports[1])
+    cards = [open(report["report_card"], "rb").read() for report in reports]
+    assert cards[0] == cards[1]
 
 
 def test_memorisation_reports_the_same_from_a_fresh_and_a_warm_cache(fresh_run, tmp_path):
