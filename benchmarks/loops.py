@@ -92,7 +92,8 @@ class TrainerLoop:
                                                      self.trainer.privacy.sampling_seed, mirror=train_config.mirror)
         else:
             dataset = input_pipeline.train_dataset(data.images, data.labels, train_config.batch_size, train_config.seed,
-                                                   balanced=train_config.balanced, mirror=train_config.mirror)
+                                                   balanced=train_config.balanced, mirror=train_config.mirror,
+                                                   pairs=train_config.pack > 1)
         self.iterator = iter(dataset)
 
     def _run(self, num_steps):

@@ -220,3 +220,59 @@ def test_mirrored_batches_show_the_same_images_in_symmetries_and_resume_and_spli
                                                 mirror=mirror), 6) for w in range(2)]
     for step in range(6):
         np.testing.assert_array_equal(np.concatenate([parts[0][step][0], parts[1][step][0]]), mirrored[step][0])
+
+
+def _pair_stream(images, labels, batch, steps, **kwargs):
+    return _take(input_pipeline.train_dataset(images, labels, batch, seed=0, pairs=True, **kwargs), steps)
+
+
+def test_pair_partners_are_other_examples_of_the_drawn_class_and_a_lone_example_pairs_with_itself():
+    labels = np.array([0, 0, 0, 4, 4, 7, 0, 4], np.int32)                # class 7 has one example
+    first = tf.constant(np.repeat(np.arange(8), 50), tf.int64)
+    partners = []
+    for position in range(0, 400, 50):                                     # several draws of the same indices
+        pairs = input_pipeline.pair_partners(first[position:position + 50], tf.constant(position, tf.int64),
+                                             labels, seed=3).numpy().reshape(-1, 2)
+        partners.append(pairs)
+    pairs = np.concatenate(partners)
+    np.testing.assert_array_equal(pairs[:, 0], first.numpy())
+    np.testing.assert_array_equal(labels[pairs[:, 0]], labels[pairs[:, 1]])
+    lone = pairs[:, 0] == 5
+    assert np.all(pairs[lone, 1] == 5) and np.all(pairs[~lone, 1] != pairs[~lone, 0])
+    for index in (0, 3):                                                   # every other member of the class drawn
+        others = set(np.flatnonzero(labels == labels[index])) - {index}
+        assert set(pairs[pairs[:, 0] == index, 1]) == others
+    again = input_pipeline.pair_partners(first[:50], tf.constant(0, tf.int64), labels, seed=3).numpy()
+    np.testing.assert_array_equal(again.reshape(-1, 2), partners[0])
+    other_seed = input_pipeline.pair_partners(first[:50], tf.constant(0, tf.int64), labels, seed=4).numpy()
+    assert not np.array_equal(other_seed.reshape(-1, 2), partners[0])
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_paired_batches_hold_adjacent_same_class_pairs_and_resume_and_split_exactly(balanced):
+    images, labels = _data(10)
+    straight = _pair_stream(images, labels, 4, 8, balanced=balanced, mirror="flip")
+    firsts = []
+    for batch, batch_labels in straight:
+        assert batch.shape == (4, 4, 4, 3)
+        ids = _example_ids(batch)           # (constant images: a symmetry leaves them)
+        np.testing.assert_array_equal(batch_labels, ids % 3)
+        np.testing.assert_array_equal(batch_labels[0::2], batch_labels[1::2])
+        assert np.all(ids[0::2] != ids[1::2])
+        firsts.extend(ids[0::2])
+    if not balanced:                                                       # half a batch drawn per step: an epoch
+        assert sorted(firsts[:10]) == list(range(10))                      # of first members in 5 steps
+    resumed = _pair_stream(images, labels, 4, 3, balanced=balanced, mirror="flip", start_step=5)
+    for (a, la), (b, lb) in zip(straight[5:], resumed):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    parts = [_pair_stream(images, labels, 4, 8, balanced=balanced, mirror="flip", num_workers=2, worker_index=w)
+             for w in range(2)]
+    for step in range(8):
+        np.testing.assert_array_equal(np.concatenate([parts[0][step][0], parts[1][step][0]]), straight[step][0])
+
+
+def test_pairs_need_an_even_batch_on_every_worker():
+    images, labels = _data()
+    with pytest.raises(UserError, match="--pack=2 needs an even batch on every worker, not 3"):
+        input_pipeline.train_dataset(images, labels, 6, seed=0, num_workers=2, pairs=True)

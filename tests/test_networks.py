@@ -852,3 +852,25 @@ def test_without_unconditional_below_the_generator_has_no_layout_layer():
     assert all(layer.name != layout.FEATURES for layer in generator.layers)
     with pytest.raises(ValueError, match="build it with unconditional_below"):
         layout.generator_with_features(generator)
+
+
+@pytest.mark.parametrize("architecture,norm,conditioning", [("dcgan", "batch", "concat"),
+                                                           ("resnet", "spectral", "projection")])
+def test_packed_discriminator_judges_a_pair_and_both_images_count(tmp_path, architecture, norm, conditioning):
+    keras.utils.set_random_seed(0)
+    width = {"channels": 8} if architecture == "resnet" else {}
+    discriminator = networks.build_discriminator(64, 3, conditioning=conditioning, norm=norm,
+                                                 architecture=architecture, pack=2, **width)
+    rng = np.random.RandomState(0)
+    first, second, other = (rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32") for _ in range(3))
+    labels = np.array([0, 2], "int32")
+    pair = discriminator([np.concatenate([first, second], -1), labels], training=False).numpy()
+    assert pair.shape == (2, 1)
+    for changed in (np.concatenate([other, second], -1), np.concatenate([first, other], -1)):
+        assert np.abs(discriminator([changed, labels], training=False).numpy() - pair).min() > 1e-6
+    with pytest.raises(ValueError):
+        discriminator([first, labels], training=False)                   # one image alone is not an input
+    path = str(tmp_path / "d.keras")
+    discriminator.save(path)
+    loaded = keras.models.load_model(path, compile=False, safe_mode=True)
+    np.testing.assert_array_equal(loaded([np.concatenate([first, second], -1), labels], training=False).numpy(), pair)

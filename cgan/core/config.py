@@ -125,6 +125,10 @@ class TrainConfig(options.Options):
     diversity_space: str = option("discriminator", "Where --diversity measures: structure (the colour-blind structure "
                                   "map) or discriminator (D's features at 16x16, each channel normalised per image).",
                                   choices=FEATURE_SPACES)
+    pack: int = option(1, "PacGAN (Lin et al. 2018): D judges this many images of one class at once, stacked "
+                       "channel-wise: pairs of real images of a class against pairs of generated images of one "
+                       "label, so it sees how much two images of a class differ. 1 = off (each image alone).",
+                       lower=1, upper=2, fixes_model=True)
     unconditional_below: int = option(0, "Coarse layout learned from every class (UTLO, Khorram et al. 2024): G's "
                                       "layers up to this side in pixels take no class, and an unconditional "
                                       "discriminator judges G's image at that side, e.g. 8; 0 = off.", lower=0,
@@ -199,6 +203,14 @@ class TrainConfig(options.Options):
                 raise UserError(f"--d_minibatch_std and --{pairing} do not go together: --{pairing} pairs the "
                                 f"generated labels, so D would tell real from generated batches by their classes' "
                                 f"spread; choose one")
+        if self.pack > 1:
+            for refused, flag in ((self.r1_gamma, "--r1_gamma"), (self.d_minibatch_std, "--d_minibatch_std")):
+                if refused:
+                    raise UserError(f"--pack={self.pack} and {flag} do not go together: pass --pack=1 or drop {flag}")
+            for term in ("coverage", "diversity"):
+                if getattr(self, term) and getattr(self, f"{term}_space") == "discriminator":
+                    raise UserError(f"--{term}_space=discriminator reads D's features of one image, but with "
+                                    f"--pack={self.pack} D reads pairs: pass --{term}_space=structure")
         layout_sides = feature_sides(self.resolution)[:-1]
         if self.unconditional_below and self.unconditional_below not in layout_sides:
             raise UserError(f"--unconditional_below={self.unconditional_below} is not a side G's class-free layers "
@@ -240,6 +252,7 @@ class TrainConfig(options.Options):
                              "pass --diversity=0"),
             (self.unconditional_below, "--unconditional_below trains a second discriminator on real images without "
                                        "privacy: pass --unconditional_below=0"),
+            (self.pack > 1, "--pack judges real images in pairs, outside per-example clipping: pass --pack=1"),
         ]
         for refused_option, fix in refused:
             if refused_option:
@@ -247,8 +260,9 @@ class TrainConfig(options.Options):
 
     @property
     def pairs_labels(self):
-        """True when the generated batch's second half repeats the first half's labels (mode seeking, diversity)."""
-        return bool(self.mode_seeking or self.diversity)
+        """True when the generated batch's second half repeats the first half's labels (mode seeking, diversity,
+        packing)."""
+        return bool(self.mode_seeking or self.diversity or self.pack > 1)
 
     @property
     def private(self):

@@ -21,7 +21,8 @@ an order shuffled per round; the r-th draw of class c is `permutation(seed, c, e
 so a rare class repeats its examples more often, never some more than others (streaming reads every
 label once at start for this). `mirror` shows each real image as one of the square's 4 ("flip") or 8
 ("flip_rot90") symmetries, a stateless draw of (seed, the batch's first position), so it resumes exactly.
-Multi-worker: every worker keeps its slice of the same global batches. `poisson_dataset` (--dp_epsilon) puts
+`pairs` (--pack=2) draws half a batch from the stream and follows each draw by another example of its
+class (`pair_partners`). Multi-worker: every worker keeps its slice of the same global batches. `poisson_dataset` (--dp_epsilon) puts
 each example in step s's batch independently with probability q, a stateless draw of (seed, s).
 """
 
@@ -36,6 +37,7 @@ from cgan.core.errors import UserError
 _INDEX_SHUFFLE_ROUNDS = 4
 _MIRROR_SALT = 0x6d6972726f72  # the symmetry draws' stream, apart from the shuffles' (seed, epoch, ...) ones
 _POISSON_SALT = 0x706f6973     # the Poisson sample's stream, apart from the others
+_PAIR_SALT = 0x70616972        # the partners of --pack's same-class pairs
 _SYMMETRIES = {"none": 1, "flip": 4, "flip_rot90": 8}  # symmetries of the square drawn from, per MIRRORS value
 _MIB = 1 << 20
 _FETCH_BLOCK = 1024   # examples per read when a streamed split is read whole
@@ -132,6 +134,38 @@ def balanced_indices(positions, labels, seed):
     return tf.gather(members, tf.gather(offsets, classes_drawn) + within)
 
 
+def pair_partners(first, first_position, labels, seed):
+    """Each drawn example followed by a partner of its class: [P] indices -> [2P] (first_0, partner_0, ...).
+
+    The partner is another example of the same class (the example itself only when its class has one),
+    at a rank within the class drawn uniformly among the others, from (seed, the batch's first stream
+    position): still a pure function of (seed, position). Adjacent rows, so that any even slice of the
+    batch (a worker's, a replica's) keeps its pairs whole.
+
+    Args:
+        first: [P] int64 indices, the stream's draws.
+        first_position: int64 scalar, the stream position of first[0].
+        labels: [N] int numpy array, the class of each example.
+        seed: int, the run's seed.
+    """
+    labels = np.asarray(labels)
+    classes, class_of, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    members = np.argsort(labels, kind="stable")                                        # [N] indices by class
+    offsets = np.cumsum(sizes) - sizes                                                 # [C]
+    rank = np.empty(len(labels), np.int64)
+    rank[members] = np.arange(len(labels)) - offsets[class_of[members]]               # [N] rank within class
+    klass = tf.gather(tf.constant(class_of, tf.int64), first)                          # [P]
+    size = tf.gather(tf.constant(sizes, tf.int64), klass)
+    uniform = tf.random.stateless_uniform(tf.shape(first), tf.stack([tf.constant(seed + _PAIR_SALT, tf.int64),
+                                                                     tf.cast(first_position, tf.int64)]),
+                                          dtype=tf.float64)
+    others = tf.maximum(size - 1, 1)
+    shift = 1 + tf.minimum(tf.cast(uniform * tf.cast(others, tf.float64), tf.int64), others - 1)
+    partner_rank = (tf.gather(tf.constant(rank), first) + tf.where(size > 1, shift, 0)) % size
+    partner = tf.gather(tf.constant(members, tf.int64), tf.gather(tf.constant(offsets, tf.int64), klass) + partner_rank)
+    return tf.reshape(tf.stack([first, partner], axis=1), [-1])                        # [2P]
+
+
 def apply_symmetries(images, choices):
     """Symmetry `choices[i]` of the square applied to image i.
 
@@ -204,7 +238,7 @@ def symmetry_choices(first_position, global_batch_size, seed, mirror):
 
 
 def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
-                  balanced=False, mirror="none"):
+                  balanced=False, mirror="none", pairs=False):
     """The infinite, reshuffled, batched and normalised training stream of a split held in memory.
 
     Args:
@@ -218,6 +252,8 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
         balanced: draw every class equally often (see the module docstring) instead of every example
             once per epoch.
         mirror: one of MIRRORS, the symmetries each image may be shown in (see the module docstring).
+        pairs: same-class pairs (--pack=2): each batch draws GB / 2 examples from the stream, each followed
+            by a partner of its class (`pair_partners`).
 
     Returns:
         tf.data.Dataset of (images [GB / num_workers, R, R, 3] float32 in [-1, 1],
@@ -229,7 +265,7 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
     label_values = np.asarray(labels)
     return indexed_dataset(memory_fetch(images, labels), num_examples, global_batch_size, seed, start_step,
                            num_workers, worker_index, balanced_labels=label_values if balanced else None,
-                           mirror=mirror)
+                           mirror=mirror, pair_labels=label_values if pairs else None)
 
 
 def memory_fetch(images, labels):
@@ -240,7 +276,7 @@ def memory_fetch(images, labels):
 
 
 def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False,
-                   mirror="none"):
+                   mirror="none", pairs=False):
     """The training stream of `train_dataset`, read batch by batch from disk instead of from memory.
 
     Args:
@@ -250,12 +286,14 @@ def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1,
     Returns:
         the `train_dataset` of the same split, bitwise.
     """
+    labels = reader.labels() if balanced or pairs else None
     return indexed_dataset(reader.fetch, reader.num_examples, global_batch_size, seed, start_step, num_workers,
-                           worker_index, balanced_labels=reader.labels() if balanced else None, mirror=mirror)
+                           worker_index, balanced_labels=labels if balanced else None, mirror=mirror,
+                           pair_labels=labels if pairs else None)
 
 
 def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
-                    balanced_labels=None, mirror="none"):
+                    balanced_labels=None, mirror="none", pair_labels=None):
     """The stream over examples 0 .. N - 1 of a split, whatever holds them.
 
     Args:
@@ -263,6 +301,7 @@ def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, 
         num_examples: N.
         global_batch_size, seed, start_step, num_workers, worker_index, mirror: as `train_dataset`.
         balanced_labels: None for every example once per epoch; the [N] labels for the class-balanced stream.
+        pair_labels: None, or the [N] labels for a stream of same-class pairs (`pair_partners`).
 
     Returns:
         as `train_dataset`.
@@ -275,18 +314,26 @@ def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, 
         to_indices = lambda positions: balanced_indices(positions, balanced_labels, seed)
     else:
         to_indices = lambda positions: shuffled_indices(positions, num_examples, seed)
+    drawn = global_batch_size                   # stream positions per batch
+    if pair_labels is not None:
+        if per_worker % 2:
+            raise UserError(f"--pack=2 needs an even batch on every worker, not {per_worker}: use --batch_size a "
+                            f"multiple of {2 * num_workers}")
+        drawn = global_batch_size // 2
+        first_of_pairs = to_indices
+        to_indices = lambda positions: pair_partners(first_of_pairs(positions), positions[0], pair_labels, seed)
 
     rows = slice(worker_index * per_worker, (worker_index + 1) * per_worker)
 
-    def batch(positions):                                                # [GB] int64
-        images, labels = fetch(to_indices(positions[rows]))              # [GB / W, R, R, 3], [GB / W]
+    def batch(positions):                                                # [drawn] int64
+        images, labels = fetch(to_indices(positions)[rows])              # [GB / W, R, R, 3], [GB / W]
         if mirror != "none":
             images = apply_symmetries(images, symmetry_choices(positions[0], global_batch_size, seed, mirror)[rows])
         return normalise(images), labels
 
-    start = int(start_step) * global_batch_size
+    start = int(start_step) * drawn
     dataset = tf.data.Dataset.range(start, np.iinfo(np.int64).max)
-    dataset = dataset.batch(global_batch_size, drop_remainder=True)
+    dataset = dataset.batch(drawn, drop_remainder=True)
     dataset = dataset.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -342,14 +389,14 @@ class TrainingSplit:
         return poisson_dataset(fetch, self.num_examples, rate, seed, start_step, mirror)
 
     def dataset(self, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False,
-                mirror="none"):
+                mirror="none", pairs=False):
         """The training stream (see `train_dataset` for the arguments and what it yields)."""
         if self._reader is not None:
             return stream_dataset(self._reader, global_batch_size, seed, start_step, num_workers, worker_index,
-                                  balanced, mirror)
+                                  balanced, mirror, pairs)
         images, labels = self._arrays
         return train_dataset(images, labels, global_batch_size, seed, start_step, num_workers, worker_index, balanced,
-                             mirror)
+                             mirror, pairs)
 
 
 def open_split(builder, split, mode, memory_budget_mib):

@@ -62,9 +62,10 @@ def generator_inputs(latent_dim):
             keras.Input(shape=(), dtype="int32", name="label"))
 
 
-def discriminator_inputs(resolution):
-    """D's named inputs in both architectures: image [B, R, R, 3] in [-1, 1], label [B]."""
-    return (keras.Input(shape=(resolution, resolution, 3), dtype="float32", name="image"),
+def discriminator_inputs(resolution, pack=1):
+    """D's named inputs in both architectures: image [B, R, R, 3 · pack] in [-1, 1] (pack images of one class
+    stacked channel-wise), label [B]."""
+    return (keras.Input(shape=(resolution, resolution, 3 * pack), dtype="float32", name="image"),
             keras.Input(shape=(), dtype="int32", name="label"))
 
 

@@ -70,7 +70,7 @@ def build_generator(resolution, latent_dim, num_classes, dtype="float32", synchr
 
 
 def build_discriminator(resolution, num_classes, dtype="float32", synchronized_bn=False, conditioning="concat",
-                        norm="batch", attention_resolution=0, class_strength=False, minibatch_std=False):
+                        norm="batch", attention_resolution=0, class_strength=False, minibatch_std=False, pack=1):
     """The DCGAN discriminator; the arguments are networks.build_discriminator's."""
     # D at 64: [64, 128, 256] at sides [32, 16, 8].
     filters = list(reversed(_CHANNELS[resolution])) + [BASE_CHANNELS]
@@ -78,7 +78,7 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
     dense = layers.SpectralDense if spectral else keras.layers.Dense
     conv = layers.SpectralConv2D if spectral else keras.layers.Conv2D
 
-    image, label = discriminator_inputs(resolution)
+    image, label = discriminator_inputs(resolution, pack)
     x = discriminator_input(image, label, resolution, num_classes, conditioning, dense, class_strength, dtype)
     for i, (f, side) in enumerate(zip(filters, reversed(feature_sides(resolution)))):
         normalized = norm == "batch" and i > 0

@@ -78,7 +78,7 @@ def build_generator(resolution, latent_dim, num_classes, dtype="float32", synchr
 
 def build_discriminator(resolution, num_classes, dtype="float32", synchronized_bn=False,
                         conditioning="concat", norm="batch", attention_resolution=0, architecture="dcgan",
-                        channels=None, class_strength=False, minibatch_std=False):
+                        channels=None, class_strength=False, minibatch_std=False, pack=1):
     """Builds the conditional discriminator.
 
     Args:
@@ -98,9 +98,10 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
         minibatch_std: append the spread of each image's class in the batch (layers.ClassMinibatchStdDev)
             to the last feature map and mix it in with a 1×1 convolution, so D can reject a generator
             whose images of a class look alike.
+        pack: images of one class judged together, stacked channel-wise (PacGAN); 1 = each alone.
 
     Returns:
-        keras.Model named "discriminator": inputs [image [B, R, R, 3] float in [-1, 1], label [B] int32],
+        keras.Model named "discriminator": inputs [image [B, R, R, 3 · pack] float in [-1, 1], label [B] int32],
         output logit [B, 1] float32 (no sigmoid: the losses take logits).
 
     Raises:
@@ -109,7 +110,7 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
     return _ARCHITECTURES[architecture].build_discriminator(
         resolution, num_classes, dtype=dtype, synchronized_bn=synchronized_bn, conditioning=conditioning,
         norm=norm, attention_resolution=attention_resolution, class_strength=class_strength,
-        minibatch_std=minibatch_std, **_width(channels))
+        minibatch_std=minibatch_std, pack=pack, **_width(channels))
 
 
 def discriminator_features(discriminator, side=FEATURE_SIDE):

@@ -70,7 +70,7 @@ def build_generator(resolution, latent_dim, num_classes, dtype="float32", synchr
 
 
 def build_discriminator(resolution, num_classes, dtype="float32", synchronized_bn=False, conditioning="concat",
-                        norm="spectral", attention_resolution=0, class_strength=False, minibatch_std=False,
+                        norm="spectral", attention_resolution=0, class_strength=False, minibatch_std=False, pack=1,
                         channels=D_CHANNELS):
     """The residual discriminator; the arguments are networks.build_discriminator's, `channels` its c.
 
@@ -82,7 +82,7 @@ def build_discriminator(resolution, num_classes, dtype="float32", synchronized_b
     dense = layers.SpectralDense if spectral else keras.layers.Dense
     conv = layers.SpectralConv2D if spectral else keras.layers.Conv2D
 
-    image, label = discriminator_inputs(resolution)
+    image, label = discriminator_inputs(resolution, pack)
     x = discriminator_input(image, label, resolution, num_classes, conditioning, dense, class_strength, dtype)
     side = resolution
     for i, filters in enumerate(widths):

@@ -67,6 +67,11 @@ class TrainStep:
         self.augment_policy = config.augmentations
         num_classes = len(self.class_names)
         synchronized = strategy.num_replicas_in_sync > 1
+        if config.pack > 1 and (config.batch_size // strategy.num_replicas_in_sync) % 2:
+            raise UserError(f"--pack=2 pairs the images of each replica's batch: --batch_size={config.batch_size} "
+                            f"over {strategy.num_replicas_in_sync} replicas leaves an odd number; use a multiple of "
+                            f"{2 * strategy.num_replicas_in_sync}")
+        self._judged = config.batch_size // config.pack    # what D's losses average over: images or pairs
         self.transitional = bool(config.transition_end)
         if config.private:
             if strategy.num_replicas_in_sync > 1:
@@ -91,7 +96,7 @@ class TrainStep:
                 conditioning=config.d_conditioning, norm=config.d_norm,
                 attention_resolution=config.d_attention, architecture=config.arch,
                 channels=config.d_channels or None, class_strength=self.transitional,
-                minibatch_std=config.d_minibatch_std)
+                minibatch_std=config.d_minibatch_std, pack=config.pack)
             self._build_layout(config, policy)
             self.g_optimizer = self._make_optimizer(config.g_learning_rate or config.learning_rate)
             self.d_optimizer = self._make_optimizer(config.d_learning_rate or config.learning_rate)
@@ -320,8 +325,11 @@ class TrainStep:
         Shapes: images [b, R, R, 3], labels [b], z [b, latent], aug [3, b, P]; pulled: () or (latents
         [k, latent], labels [k], real images [k, R, R, 3]).
         """
-        config, batch = self.config, self.config.batch_size
+        config, batch = self.config, self._judged
         replicas = self.strategy.num_replicas_in_sync
+        if config.pack > 1:  # the stream's adjacent same-class pairs -> halves: rows i and i + b/2 pair up
+            images = tf.concat([images[0::2], images[1::2]], axis=0)
+            labels = tf.concat([labels[0::2], labels[1::2]], axis=0)
         fake_labels = labels
         if config.pairs_labels:  # pairs (i, i + b/2) share a label and differ in z
             half = tf.shape(labels)[0] // 2
@@ -331,10 +339,8 @@ class TrainStep:
             fake, fake_layout, regenerated = self._generate_batch(z, fake_labels, pulled)   # [b, R, R, 3], ...
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
-                    real_logits = self.discriminator([self._augment(images, aug[0]), labels],
-                                                     training=True)                      # [b, 1]
-                    fake_logits = self.discriminator([self._augment(tf.stop_gradient(fake), aug[1]),
-                                                      fake_labels], training=True)
+                    real_logits = self._judge(self._augment(images, aug[0]), labels)              # [b / pack, 1]
+                    fake_logits = self._judge(self._augment(tf.stop_gradient(fake), aug[1]), fake_labels)
                     d_loss = losses.discriminator_loss(real_logits, fake_logits, batch, kind=config.loss)
                     d_total = d_loss
                     if self.ada:
@@ -353,13 +359,13 @@ class TrainStep:
                 self.d_optimizer.apply_gradients(zip(d_tape.gradient(scaled, variables), variables))
                 if self.layout_discriminator is not None:
                     extra["layout_d_loss"] = self._layout_update(images, fake_layout)
-            g_logits = self.discriminator([self._augment(fake, aug[2]), fake_labels], training=True)
+            g_logits = self._judge(self._augment(fake, aug[2]), fake_labels)
             g_loss = losses.generator_loss(g_logits, batch, kind=config.loss)
             if config.mode_seeking:
                 g_loss += config.mode_seeking * losses.mode_seeking_loss(fake, z, replicas)
             if self.layout_discriminator is not None:   # UTLO's unconditional term, weighted 1 as the authors do
                 layout_logits = self.layout_discriminator(fake_layout, training=True)
-                g_loss += losses.generator_loss(layout_logits, batch, kind=config.loss)
+                g_loss += losses.generator_loss(layout_logits, config.batch_size, kind=config.loss)
             if config.diversity:
                 term, extra["diversity_scale"] = losses.diversity_loss(
                     self.diversity_space(fake, fake_labels), self.diversity_space(images, labels), labels, replicas)
@@ -378,6 +384,14 @@ class TrainStep:
         d_real = tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32)))
         d_fake = tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32)))
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake, **extra}
+
+    def _judge(self, images, labels):
+        """D's logits on a batch: each image alone, or with --pack=2 rows i and i + b/2 (same label) stacked
+        channel-wise as one pair ([b / 2, 1])."""
+        if self.config.pack == 1:
+            return self.discriminator([images, labels], training=True)
+        half = tf.shape(images)[0] // 2
+        return self.discriminator([tf.concat([images[:half], images[half:]], axis=-1), labels[:half]], training=True)
 
     def _generate_batch(self, z, labels, pulled):
         """G's one training pass: (the batch [b, R, R, 3], its layout image [b, S, S, 3] or None, the images of
