@@ -3,15 +3,14 @@
     builder = datasets.prepare("isic_skin_cancer/real_64", data_dir, manual_dir)   # cgan.inputs.datasets
     train = input_pipeline.open_split(builder, "train", mode="auto", memory_budget_mib=2048)
     train.mode, train.num_examples, train.resolution               # "memory" or "stream", N, R
-    dataset = train.dataset(global_batch_size=16, seed=0, start_step=0,
-                            balanced=False, mirror="none")          # every class equally often; symmetries
+    dataset = train.dataset(global_batch_size=16, seed=0, start_step=0, balanced=False,
+                            mirror="none", pairs=False)             # classes equal; symmetries; class pairs
     for images, labels in dataset: ...                               # [16, R, R, 3] float32 in [-1, 1], [16] int32
     images, labels = input_pipeline.load_split(builder, "train")    # in memory alone: [N, R, R, 3] uint8, [N] int32
 
-Two sources, one stream: `memory` decodes the split once into a uint8 array; `stream` reads and decodes
-each batch's examples by index from the dataset's ArrayRecord copy (cgan.inputs.input_stream); `auto`
-streams when the decoded split (N · R · R · 3 bytes) exceeds `memory_budget_mib` MiB (2^20 bytes). Both
-index the split in the same stored order and share everything below: the same batches, bitwise.
+Two sources, one stream: `memory` decodes the split once into a uint8 array; `stream` reads and decodes each
+batch's examples by index from the ArrayRecord copy (cgan.inputs.input_stream); `auto` streams when the decoded
+split (N · R · R · 3 bytes) exceeds `memory_budget_mib`. Both share everything below: the same batches, bitwise.
 
 No shuffle buffer: the stream is a pure function of (seed, position). Example p of the infinite stream
 is `permutation(seed, epoch = p // N)[p % N]` (`index_shuffle`), so a run resuming at step s starts at
@@ -21,9 +20,9 @@ an order shuffled per round; the r-th draw of class c is `permutation(seed, c, e
 so a rare class repeats its examples more often, never some more than others (streaming reads every
 label once at start for this). `mirror` shows each real image as one of the square's 4 ("flip") or 8
 ("flip_rot90") symmetries, a stateless draw of (seed, the batch's first position), so it resumes exactly.
-`pairs` (--pack=2) draws half a batch from the stream and follows each draw by another example of its
-class (`pair_partners`). Multi-worker: every worker keeps its slice of the same global batches. `poisson_dataset` (--dp_epsilon) puts
-each example in step s's batch independently with probability q, a stateless draw of (seed, s).
+`pairs` (--pack=2) draws half a batch, each draw followed by another example of its class (`pair_partners`).
+Multi-worker: every worker keeps its slice of the same global batches. `poisson_dataset` (--dp_epsilon)
+puts each example in step s's batch independently with probability q, a stateless draw of (seed, s).
 """
 
 import numpy as np
