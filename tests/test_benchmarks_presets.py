@@ -110,7 +110,7 @@ def test_without_a_gpu_the_report_says_so_and_judges_no_target():
 def test_presets_that_cannot_train_privately_are_refused_and_an_unmeasured_batch_is_not_projected():
     private = dataclasses.replace(BENCHMARK, presets=("p100.flags", "quality.flags"), dp_epsilon=10.0)
     reasons = presets._refusals(private)
-    assert "--d_norm=batch" in reasons["p100.flags"] and reasons["quality.flags"] is None
+    assert "--d_norm=batch" in reasons["p100.flags"] and "pass --diversity=0" in reasons["quality.flags"]
     assert presets._refusals(dataclasses.replace(private, dp_epsilon=None)) == {}
     quality = presets.preset_config("quality.flags", BENCHMARK)
     assert presets._projection(quality, {"8": {}}) == {"steps": 5000, "batch_size": 32, "measured": False}
@@ -119,7 +119,8 @@ def test_presets_that_cannot_train_privately_are_refused_and_an_unmeasured_batch
 @pytest.mark.slow
 def test_quick_run_writes_every_setting_and_the_private_rate(tmp_path, isic_folders, isic_data_dir):
     preset = tmp_path / "small.flags"
-    preset.write_text(f"--flagfile={presets.preset_path('quality.flags')}\n--batch_size=8\n--train_steps=1000\n")
+    preset.write_text(f"--flagfile={presets.preset_path('quality.flags')}\n--batch_size=8\n--train_steps=1000\n"
+                      f"--diversity=0\n")
     json_path = tmp_path / "quick.json"
     command = [sys.executable, "-m", "benchmarks", "--quick_gpu", f"--presets={preset}",
                "--dataset=isic_skin_cancer/real_64", f"--manual_dir={isic_folders}", f"--data_dir={isic_data_dir}",
