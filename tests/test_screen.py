@@ -253,7 +253,9 @@ def test_ctrl_c_is_passed_to_the_running_command_once(tmp_path):
              "signal.signal(signal.SIGINT, lambda *a: (print('checkpointed', flush=True), sys.exit(0)))\n"
              "print('ready', flush=True)\n"
              "time.sleep(60)\n")
-    wrapper = ("import sys\nfrom tools import screen\n"
+    # A suite started from a background shell job inherits an ignored SIGINT; a terminal's screen has it.
+    wrapper = ("import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+               "from tools import screen\n"
                "try:\n    screen.run_command([sys.executable, '-c', sys.argv[1]], sys.argv[2])\n"
                "except KeyboardInterrupt:\n    print('interrupted')\n")
     process = subprocess.Popen([sys.executable, "-c", wrapper, child, str(log)], cwd=REPO, stdout=subprocess.PIPE,
