@@ -113,7 +113,7 @@ def _train(config, strategy, worker):
     else:
         dataset = train_split.dataset(config.batch_size, config.seed, start_step=restored_step,
                                       num_workers=worker.num_workers, worker_index=worker.index,
-                                      balanced=config.balanced, mirror=config.mirror, pairs=config.pack > 1)
+                                      balanced=config.balanced, mirror=config.mirror, pack=config.pack)
     with signals.StopRequest() as stop:
         last_step, metrics, stopped = _loop(run, iter(dataset), restored_step, stop)
     run.writer.flush()

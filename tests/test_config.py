@@ -71,13 +71,14 @@ def test_nested_flagfile_overrides_only_what_differs(tmp_path):
     (dict(dp_epsilon=10, d_norm="spectral", coverage=1.0), "with --dp_epsilon, --coverage pulls G towards real"),
     (dict(dp_epsilon=10, d_norm="spectral", diversity=1.0), "with --dp_epsilon, --diversity scales G's term"),
     (dict(dp_epsilon=10, d_norm="spectral", unconditional_below=8), "with --dp_epsilon, --unconditional_below"),
-    (dict(pack=3), "--pack=3 is out of range"),
+    (dict(pack=5), "--pack=5 is out of range"),
+    (dict(pack=3, mode_seeking=1.0), "--mode_seeking and --diversity pair its halves: use an even --pack (2 or 4)"),
     (dict(pack=2, r1_gamma=1.0), "--pack=2 and --r1_gamma do not go together: pass --pack=1 or drop --r1_gamma"),
     (dict(pack=2, d_minibatch_std=True), "--pack=2 and --d_minibatch_std do not go together"),
     (dict(pack=2, diversity=1.0), "--diversity_space=discriminator reads D's features of one image, but with "
-                                  "--pack=2 D reads pairs: pass --diversity_space=structure"),
+                                  "--pack=2 D reads packs: pass --diversity_space=structure"),
     (dict(pack=2, coverage=1.0, coverage_space="discriminator"), "pass --coverage_space=structure"),
-    (dict(dp_epsilon=10, d_norm="spectral", pack=2), "with --dp_epsilon, --pack judges real images in pairs"),
+    (dict(dp_epsilon=10, d_norm="spectral", pack=2), "with --dp_epsilon, --pack judges real images in packs"),
 ])
 def test_bad_values_are_one_line_user_errors(changes, message):
     values = {"workdir": "runs/x", **changes}

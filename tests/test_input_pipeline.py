@@ -222,57 +222,71 @@ def test_mirrored_batches_show_the_same_images_in_symmetries_and_resume_and_spli
         np.testing.assert_array_equal(np.concatenate([parts[0][step][0], parts[1][step][0]]), mirrored[step][0])
 
 
-def _pair_stream(images, labels, batch, steps, **kwargs):
-    return _take(input_pipeline.train_dataset(images, labels, batch, seed=0, pairs=True, **kwargs), steps)
+def _pack_stream(images, labels, batch, steps, pack=2, **kwargs):
+    return _take(input_pipeline.train_dataset(images, labels, batch, seed=0, pack=pack, **kwargs), steps)
 
 
-def test_pair_partners_are_other_examples_of_the_drawn_class_and_a_lone_example_pairs_with_itself():
-    labels = np.array([0, 0, 0, 4, 4, 7, 0, 4], np.int32)                # class 7 has one example
-    first = tf.constant(np.repeat(np.arange(8), 50), tf.int64)
-    partners = []
-    for position in range(0, 400, 50):                                     # several draws of the same indices
-        pairs = input_pipeline.pair_partners(first[position:position + 50], tf.constant(position, tf.int64),
-                                             labels, seed=3).numpy().reshape(-1, 2)
-        partners.append(pairs)
-    pairs = np.concatenate(partners)
-    np.testing.assert_array_equal(pairs[:, 0], first.numpy())
-    np.testing.assert_array_equal(labels[pairs[:, 0]], labels[pairs[:, 1]])
-    lone = pairs[:, 0] == 5
-    assert np.all(pairs[lone, 1] == 5) and np.all(pairs[~lone, 1] != pairs[~lone, 0])
+@pytest.mark.parametrize("pack", [2, 4])
+def test_pack_partners_are_other_examples_of_the_drawn_class_and_a_lone_example_packs_with_itself(pack):
+    labels = np.array([0, 0, 0, 4, 4, 7, 0, 4, 0, 0, 4], np.int32)      # class 7 has one example, class 4 four
+    first = tf.constant(np.repeat(np.arange(len(labels)), 50), tf.int64)
+    drawn = []
+    for position in range(0, len(labels) * 50, 50):                      # several draws of the same indices
+        drawn.append(input_pipeline.pack_partners(first[position:position + 50], tf.constant(position, tf.int64),
+                                                  labels, seed=3, pack=pack).numpy().reshape(-1, pack))
+    packs = np.concatenate(drawn)
+    np.testing.assert_array_equal(packs[:, 0], first.numpy())
+    assert np.all(labels[packs] == labels[packs[:, :1]])                # one class per pack
+    lone = packs[:, 0] == 5
+    assert np.all(packs[lone] == 5)
+    assert all(len(set(row)) == pack for row in packs[~lone])           # classes of ≥ pack examples: all distinct
     for index in (0, 3):                                                   # every other member of the class drawn
         others = set(np.flatnonzero(labels == labels[index])) - {index}
-        assert set(pairs[pairs[:, 0] == index, 1]) == others
-    again = input_pipeline.pair_partners(first[:50], tf.constant(0, tf.int64), labels, seed=3).numpy()
-    np.testing.assert_array_equal(again.reshape(-1, 2), partners[0])
-    other_seed = input_pipeline.pair_partners(first[:50], tf.constant(0, tf.int64), labels, seed=4).numpy()
-    assert not np.array_equal(other_seed.reshape(-1, 2), partners[0])
+        assert set(packs[packs[:, 0] == index, 1:].ravel()) == others
+    again = input_pipeline.pack_partners(first[:50], tf.constant(0, tf.int64), labels, seed=3, pack=pack).numpy()
+    np.testing.assert_array_equal(again.reshape(-1, pack), drawn[0])
+    other_seed = input_pipeline.pack_partners(first[:50], tf.constant(0, tf.int64), labels, seed=4, pack=pack)
+    assert not np.array_equal(other_seed.numpy().reshape(-1, pack), drawn[0])
 
 
-@pytest.mark.parametrize("balanced", [False, True])
-def test_paired_batches_hold_adjacent_same_class_pairs_and_resume_and_split_exactly(balanced):
-    images, labels = _data(10)
-    straight = _pair_stream(images, labels, 4, 8, balanced=balanced, mirror="flip")
+def test_a_pack_of_two_s_partner_is_the_first_partner_of_a_pack_of_four():
+    """Packs of 4 extend packs of 2: the same first partner, so a pack of 2 is drawn as before."""
+    labels = np.array([0, 0, 0, 4, 4, 0, 4, 0, 0, 4], np.int32)
+    first = tf.constant(np.arange(10).repeat(5), tf.int64)
+    two = input_pipeline.pack_partners(first, tf.constant(7, tf.int64), labels, seed=1, pack=2).numpy()
+    four = input_pipeline.pack_partners(first, tf.constant(7, tf.int64), labels, seed=1, pack=4).numpy()
+    np.testing.assert_array_equal(two.reshape(-1, 2), four.reshape(-1, 4)[:, :2])
+
+
+@pytest.mark.parametrize("balanced,pack", [(False, 2), (True, 2), (True, 4)])
+def test_packed_batches_hold_adjacent_same_class_packs_and_resume_and_split_exactly(balanced, pack):
+    images, labels = _data(12)
+    batch_size = 2 * pack
+    straight = _pack_stream(images, labels, batch_size, 8, pack, balanced=balanced, mirror="flip")
     firsts = []
     for batch, batch_labels in straight:
-        assert batch.shape == (4, 4, 4, 3)
+        assert batch.shape == (batch_size, 4, 4, 3)
         ids = _example_ids(batch)           # (constant images: a symmetry leaves them)
         np.testing.assert_array_equal(batch_labels, ids % 3)
-        np.testing.assert_array_equal(batch_labels[0::2], batch_labels[1::2])
-        assert np.all(ids[0::2] != ids[1::2])
-        firsts.extend(ids[0::2])
-    if not balanced:                                                       # half a batch drawn per step: an epoch
-        assert sorted(firsts[:10]) == list(range(10))                      # of first members in 5 steps
-    resumed = _pair_stream(images, labels, 4, 3, balanced=balanced, mirror="flip", start_step=5)
+        for j in range(1, pack):
+            np.testing.assert_array_equal(batch_labels[0::pack], batch_labels[j::pack])
+        assert all(len(set(ids[i:i + pack])) == pack for i in range(0, batch_size, pack))
+        firsts.extend(ids[0::pack])
+    if not balanced:                                                       # two draws per step: an epoch
+        assert sorted(firsts[:12]) == list(range(12))                      # of first members in 6 steps
+    resumed = _pack_stream(images, labels, batch_size, 3, pack, balanced=balanced, mirror="flip", start_step=5)
     for (a, la), (b, lb) in zip(straight[5:], resumed):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(la, lb)
-    parts = [_pair_stream(images, labels, 4, 8, balanced=balanced, mirror="flip", num_workers=2, worker_index=w)
-             for w in range(2)]
+    parts = [_pack_stream(images, labels, batch_size, 8, pack, balanced=balanced, mirror="flip", num_workers=2,
+                          worker_index=w) for w in range(2)]
     for step in range(8):
         np.testing.assert_array_equal(np.concatenate([parts[0][step][0], parts[1][step][0]]), straight[step][0])
 
 
-def test_pairs_need_an_even_batch_on_every_worker():
+@pytest.mark.parametrize("pack,batch,message", [(2, 6, "--pack=2 needs whole packs on every worker, not a batch of 3"),
+                                                (4, 12, "--pack=4 needs whole packs .* use --batch_size a multiple of 8")])
+def test_packs_must_fit_whole_in_every_worker_s_batch(pack, batch, message):
     images, labels = _data()
-    with pytest.raises(UserError, match="--pack=2 needs an even batch on every worker, not 3"):
-        input_pipeline.train_dataset(images, labels, 6, seed=0, num_workers=2, pairs=True)
+    with pytest.raises(UserError, match=message):
+        input_pipeline.train_dataset(images, labels, batch, seed=0, num_workers=2, pack=pack)

@@ -854,23 +854,25 @@ def test_without_unconditional_below_the_generator_has_no_layout_layer():
         layout.generator_with_features(generator)
 
 
-@pytest.mark.parametrize("architecture,norm,conditioning", [("dcgan", "batch", "concat"),
-                                                           ("resnet", "spectral", "projection")])
-def test_packed_discriminator_judges_a_pair_and_both_images_count(tmp_path, architecture, norm, conditioning):
+@pytest.mark.parametrize("architecture,norm,conditioning,pack", [("dcgan", "batch", "concat", 2),
+                                                                ("resnet", "spectral", "projection", 4)])
+def test_packed_discriminator_judges_a_pack_and_every_image_counts(tmp_path, architecture, norm, conditioning, pack):
     keras.utils.set_random_seed(0)
     width = {"channels": 8} if architecture == "resnet" else {}
     discriminator = networks.build_discriminator(64, 3, conditioning=conditioning, norm=norm,
-                                                 architecture=architecture, pack=2, **width)
+                                                 architecture=architecture, pack=pack, **width)
     rng = np.random.RandomState(0)
-    first, second, other = (rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32") for _ in range(3))
+    members = [rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32") for _ in range(pack)]
+    other = rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
     labels = np.array([0, 2], "int32")
-    pair = discriminator([np.concatenate([first, second], -1), labels], training=False).numpy()
-    assert pair.shape == (2, 1)
-    for changed in (np.concatenate([other, second], -1), np.concatenate([first, other], -1)):
-        assert np.abs(discriminator([changed, labels], training=False).numpy() - pair).min() > 1e-6
+    judged = discriminator([np.concatenate(members, -1), labels], training=False).numpy()
+    assert judged.shape == (2, 1)
+    for i in range(pack):
+        changed = np.concatenate(members[:i] + [other] + members[i + 1:], -1)
+        assert np.abs(discriminator([changed, labels], training=False).numpy() - judged).min() > 1e-6
     with pytest.raises(ValueError):
-        discriminator([first, labels], training=False)                   # one image alone is not an input
+        discriminator([members[0], labels], training=False)              # one image alone is not an input
     path = str(tmp_path / "d.keras")
     discriminator.save(path)
     loaded = keras.models.load_model(path, compile=False, safe_mode=True)
-    np.testing.assert_array_equal(loaded([np.concatenate([first, second], -1), labels], training=False).numpy(), pair)
+    np.testing.assert_array_equal(loaded([np.concatenate(members, -1), labels], training=False).numpy(), judged)

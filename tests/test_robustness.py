@@ -194,8 +194,9 @@ _SMALL_DATA_OPTIONS = dict(arch="resnet", g_channels=8, d_channels=8, d_conditio
                            unconditional_below=16)
 
 
-# PacGAN's pairs: the stream's same-class partners, drawn half a batch per step, split over 2 replicas.
-_PACKED_OPTIONS = dict(pack=2, d_conditioning="projection", d_norm="spectral", loss="hinge", ema_decay=0.9,
+# PacGAN's packs of 4 (of 2 the same code): the stream's same-class partners, a quarter of a batch drawn per
+# step, split over 2 replicas, with the terms that pair the batch's halves.
+_PACKED_OPTIONS = dict(pack=4, batch_size=8, d_conditioning="projection", d_norm="spectral", loss="hinge", ema_decay=0.9,
                        ema_start=1, balanced=True, mirror="flip", mode_seeking=1.0,
                        coverage=1.0, coverage_every=3, coverage_space="structure", diversity=1.0,
                        diversity_space="structure")
@@ -235,7 +236,8 @@ def test_deterministic_resume_is_bitwise_equal(tmp_path, isic_data_dir, replicas
     ("--precision=half", "precision"),
     ("--dataset=cifar10", "unknown --dataset"),
     ("--batch_size=3 --cpu_replicas=2", "multiple of 2"),
-    ("--batch_size=6 --cpu_replicas=2 --pack=2", "--pack=2 pairs the images of each replica's batch"),
+    ("--batch_size=6 --cpu_replicas=2 --pack=2", "--pack=2 packs the images of each replica's batch"),
+    ("--batch_size=12 --cpu_replicas=2 --pack=4", "leaves part of a pack; use a multiple of 8"),
     ("--workdir=/etc/hostname/run", "cannot write"),
     ("--augment=color,flip", "unknown augmentation flip"),
     ("--loss=wasserstein", "--loss"),

@@ -37,6 +37,7 @@ INPUT_MODES = ("auto", "memory", "stream")                             # cgan.in
 MIRRORS = ("none", "flip", "flip_rot90")                              # cgan.inputs.input_pipeline
 JIT_COMPILES = ("auto", "true", "false")                              # cgan.training.distribute
 FEATURE_SPACES = ("structure", "discriminator")                       # cgan.training.feature_spaces
+MAX_PACK = 4                                                          # --pack: PacGAN packs up to this size
 DATASET_BUILDER = "isic_skin_cancer"                                  # data/isic_skin_cancer
 DATASET_SOURCES = ("real", "synthetic", "folders")
 DATASET_RESOLUTIONS = (64, 128, 256)
@@ -126,9 +127,9 @@ class TrainConfig(options.Options):
                                   "map) or discriminator (D's features at 16x16, each channel normalised per image).",
                                   choices=FEATURE_SPACES)
     pack: int = option(1, "PacGAN (Lin et al. 2018): D judges this many images of one class at once, stacked "
-                       "channel-wise: pairs of real images of a class against pairs of generated images of one "
-                       "label, so it sees how much two images of a class differ. 1 = off (each image alone).",
-                       lower=1, upper=2, fixes_model=True)
+                       "channel-wise: packs of real images of a class against packs of generated images of one "
+                       "label, so it sees how much the images of a class differ. 1 = off (each image alone).",
+                       lower=1, upper=MAX_PACK, fixes_model=True)
     unconditional_below: int = option(0, "Coarse layout learned from every class (UTLO, Khorram et al. 2024): G's "
                                       "layers up to this side in pixels take no class, and an unconditional "
                                       "discriminator judges G's image at that side, e.g. 8; 0 = off.", lower=0,
@@ -210,7 +211,10 @@ class TrainConfig(options.Options):
             for term in ("coverage", "diversity"):
                 if getattr(self, term) and getattr(self, f"{term}_space") == "discriminator":
                     raise UserError(f"--{term}_space=discriminator reads D's features of one image, but with "
-                                    f"--pack={self.pack} D reads pairs: pass --{term}_space=structure")
+                                    f"--pack={self.pack} D reads packs: pass --{term}_space=structure")
+            if self.pack % 2 and (self.mode_seeking or self.diversity):
+                raise UserError(f"--pack={self.pack} splits the batch into {self.pack} packs of one class, but "
+                                f"--mode_seeking and --diversity pair its halves: use an even --pack (2 or 4)")
         layout_sides = feature_sides(self.resolution)[:-1]
         if self.unconditional_below and self.unconditional_below not in layout_sides:
             raise UserError(f"--unconditional_below={self.unconditional_below} is not a side G's class-free layers "
@@ -252,7 +256,7 @@ class TrainConfig(options.Options):
                              "pass --diversity=0"),
             (self.unconditional_below, "--unconditional_below trains a second discriminator on real images without "
                                        "privacy: pass --unconditional_below=0"),
-            (self.pack > 1, "--pack judges real images in pairs, outside per-example clipping: pass --pack=1"),
+            (self.pack > 1, "--pack judges real images in packs, outside per-example clipping: pass --pack=1"),
         ]
         for refused_option, fix in refused:
             if refused_option:

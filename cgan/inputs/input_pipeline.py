@@ -4,7 +4,7 @@
     train = input_pipeline.open_split(builder, "train", mode="auto", memory_budget_mib=2048)
     train.mode, train.num_examples, train.resolution               # "memory" or "stream", N, R
     dataset = train.dataset(global_batch_size=16, seed=0, start_step=0, balanced=False,
-                            mirror="none", pairs=False)             # classes equal; symmetries; class pairs
+                            mirror="none", pack=1)                  # classes equal; symmetries; class packs
     for images, labels in dataset: ...                               # [16, R, R, 3] float32 in [-1, 1], [16] int32
     images, labels = input_pipeline.load_split(builder, "train")    # in memory alone: [N, R, R, 3] uint8, [N] int32
 
@@ -20,7 +20,7 @@ an order shuffled per round; the r-th draw of class c is `permutation(seed, c, e
 so a rare class repeats its examples more often, never some more than others (streaming reads every
 label once at start for this). `mirror` shows each real image as one of the square's 4 ("flip") or 8
 ("flip_rot90") symmetries, a stateless draw of (seed, the batch's first position), so it resumes exactly.
-`pairs` (--pack=2) draws half a batch, each draw followed by another example of its class (`pair_partners`).
+`pack=k` (--pack) draws GB / k examples, each followed by k − 1 other examples of its class (`pack_partners`).
 Multi-worker: every worker keeps its slice of the same global batches. `poisson_dataset` (--dp_epsilon)
 puts each example in step s's batch independently with probability q, a stateless draw of (seed, s).
 """
@@ -36,7 +36,7 @@ from cgan.core.errors import UserError
 _INDEX_SHUFFLE_ROUNDS = 4
 _MIRROR_SALT = 0x6d6972726f72  # the symmetry draws' stream, apart from the shuffles' (seed, epoch, ...) ones
 _POISSON_SALT = 0x706f6973     # the Poisson sample's stream, apart from the others
-_PAIR_SALT = 0x70616972        # the partners of --pack's same-class pairs
+_PAIR_SALT = 0x70616972        # the partners of --pack's same-class packs
 _SYMMETRIES = {"none": 1, "flip": 4, "flip_rot90": 8}  # symmetries of the square drawn from, per MIRRORS value
 _MIB = 1 << 20
 _FETCH_BLOCK = 1024   # examples per read when a streamed split is read whole
@@ -133,19 +133,22 @@ def balanced_indices(positions, labels, seed):
     return tf.gather(members, tf.gather(offsets, classes_drawn) + within)
 
 
-def pair_partners(first, first_position, labels, seed):
-    """Each drawn example followed by a partner of its class: [P] indices -> [2P] (first_0, partner_0, ...).
+def pack_partners(first, first_position, labels, seed, pack=2):
+    """Each drawn example followed by pack − 1 partners of its class: [P] indices -> [pack · P]
+    (first_0, partners of first_0, first_1, ...).
 
-    The partner is another example of the same class (the example itself only when its class has one),
-    at a rank within the class drawn uniformly among the others, from (seed, the batch's first stream
-    position): still a pure function of (seed, position). Adjacent rows, so that any even slice of the
-    batch (a worker's, a replica's) keeps its pairs whole.
+    The partners are other examples of the same class, distinct from it and from each other while the
+    class has enough (the example itself when its class has one): the first at a rank within the class
+    drawn uniformly among the others, from (seed, the batch's first stream position), the rest spread
+    evenly over the class's other ranks from there. Still a pure function of (seed, position). Adjacent
+    rows, so that any slice of the batch in whole packs (a worker's, a replica's) keeps its packs whole.
 
     Args:
         first: [P] int64 indices, the stream's draws.
         first_position: int64 scalar, the stream position of first[0].
         labels: [N] int numpy array, the class of each example.
         seed: int, the run's seed.
+        pack: examples per pack, at least 2.
     """
     labels = np.asarray(labels)
     classes, class_of, sizes = np.unique(labels, return_inverse=True, return_counts=True)
@@ -158,11 +161,17 @@ def pair_partners(first, first_position, labels, seed):
     uniform = tf.random.stateless_uniform(tf.shape(first), tf.stack([tf.constant(seed + _PAIR_SALT, tf.int64),
                                                                      tf.cast(first_position, tf.int64)]),
                                           dtype=tf.float64)
-    others = tf.maximum(size - 1, 1)
-    shift = 1 + tf.minimum(tf.cast(uniform * tf.cast(others, tf.float64), tf.int64), others - 1)
-    partner_rank = (tf.gather(tf.constant(rank), first) + tf.where(size > 1, shift, 0)) % size
-    partner = tf.gather(tf.constant(members, tf.int64), tf.gather(tf.constant(offsets, tf.int64), klass) + partner_rank)
-    return tf.reshape(tf.stack([first, partner], axis=1), [-1])                        # [2P]
+    others = tf.maximum(size - 1, 1)                                                   # [P]
+    start = tf.minimum(tf.cast(uniform * tf.cast(others, tf.float64), tf.int64), others - 1)
+    spacing = tf.maximum(others // (pack - 1), 1)              # distinct shifts while others ≥ pack − 1
+    first_rank = tf.gather(tf.constant(rank), first)
+    offset = tf.gather(tf.constant(offsets, tf.int64), klass)
+    columns = [first]
+    for j in range(pack - 1):
+        shift = 1 + (start + j * spacing) % others                                     # [P] in 1 .. others
+        partner_rank = (first_rank + tf.where(size > 1, shift, 0)) % size
+        columns.append(tf.gather(tf.constant(members, tf.int64), offset + partner_rank))
+    return tf.reshape(tf.stack(columns, axis=1), [-1])                                 # [pack · P]
 
 
 def apply_symmetries(images, choices):
@@ -237,7 +246,7 @@ def symmetry_choices(first_position, global_batch_size, seed, mirror):
 
 
 def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
-                  balanced=False, mirror="none", pairs=False):
+                  balanced=False, mirror="none", pack=1):
     """The infinite, reshuffled, batched and normalised training stream of a split held in memory.
 
     Args:
@@ -251,8 +260,8 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
         balanced: draw every class equally often (see the module docstring) instead of every example
             once per epoch.
         mirror: one of MIRRORS, the symmetries each image may be shown in (see the module docstring).
-        pairs: same-class pairs (--pack=2): each batch draws GB / 2 examples from the stream, each followed
-            by a partner of its class (`pair_partners`).
+        pack: same-class packs (--pack): with k > 1 each batch draws GB / k examples from the stream,
+            each followed by k − 1 partners of its class (`pack_partners`).
 
     Returns:
         tf.data.Dataset of (images [GB / num_workers, R, R, 3] float32 in [-1, 1],
@@ -264,7 +273,7 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
     label_values = np.asarray(labels)
     return indexed_dataset(memory_fetch(images, labels), num_examples, global_batch_size, seed, start_step,
                            num_workers, worker_index, balanced_labels=label_values if balanced else None,
-                           mirror=mirror, pair_labels=label_values if pairs else None)
+                           mirror=mirror, pack_labels=label_values if pack > 1 else None, pack=pack)
 
 
 def memory_fetch(images, labels):
@@ -275,7 +284,7 @@ def memory_fetch(images, labels):
 
 
 def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False,
-                   mirror="none", pairs=False):
+                   mirror="none", pack=1):
     """The training stream of `train_dataset`, read batch by batch from disk instead of from memory.
 
     Args:
@@ -285,14 +294,14 @@ def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1,
     Returns:
         the `train_dataset` of the same split, bitwise.
     """
-    labels = reader.labels() if balanced or pairs else None
+    labels = reader.labels() if balanced or pack > 1 else None
     return indexed_dataset(reader.fetch, reader.num_examples, global_batch_size, seed, start_step, num_workers,
                            worker_index, balanced_labels=labels if balanced else None, mirror=mirror,
-                           pair_labels=labels if pairs else None)
+                           pack_labels=labels if pack > 1 else None, pack=pack)
 
 
 def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
-                    balanced_labels=None, mirror="none", pair_labels=None):
+                    balanced_labels=None, mirror="none", pack_labels=None, pack=1):
     """The stream over examples 0 .. N - 1 of a split, whatever holds them.
 
     Args:
@@ -300,7 +309,8 @@ def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, 
         num_examples: N.
         global_batch_size, seed, start_step, num_workers, worker_index, mirror: as `train_dataset`.
         balanced_labels: None for every example once per epoch; the [N] labels for the class-balanced stream.
-        pair_labels: None, or the [N] labels for a stream of same-class pairs (`pair_partners`).
+        pack_labels: None, or the [N] labels for a stream of same-class packs (`pack_partners`).
+        pack: examples per pack with pack_labels.
 
     Returns:
         as `train_dataset`.
@@ -314,13 +324,13 @@ def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, 
     else:
         to_indices = lambda positions: shuffled_indices(positions, num_examples, seed)
     drawn = global_batch_size                   # stream positions per batch
-    if pair_labels is not None:
-        if per_worker % 2:
-            raise UserError(f"--pack=2 needs an even batch on every worker, not {per_worker}: use --batch_size a "
-                            f"multiple of {2 * num_workers}")
-        drawn = global_batch_size // 2
-        first_of_pairs = to_indices
-        to_indices = lambda positions: pair_partners(first_of_pairs(positions), positions[0], pair_labels, seed)
+    if pack_labels is not None:
+        if per_worker % pack:
+            raise UserError(f"--pack={pack} needs whole packs on every worker, not a batch of {per_worker}: use "
+                            f"--batch_size a multiple of {pack * num_workers}")
+        drawn = global_batch_size // pack
+        first_of_packs = to_indices
+        to_indices = lambda positions: pack_partners(first_of_packs(positions), positions[0], pack_labels, seed, pack)
 
     rows = slice(worker_index * per_worker, (worker_index + 1) * per_worker)
 
@@ -388,14 +398,14 @@ class TrainingSplit:
         return poisson_dataset(fetch, self.num_examples, rate, seed, start_step, mirror)
 
     def dataset(self, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0, balanced=False,
-                mirror="none", pairs=False):
+                mirror="none", pack=1):
         """The training stream (see `train_dataset` for the arguments and what it yields)."""
         if self._reader is not None:
             return stream_dataset(self._reader, global_batch_size, seed, start_step, num_workers, worker_index,
-                                  balanced, mirror, pairs)
+                                  balanced, mirror, pack)
         images, labels = self._arrays
         return train_dataset(images, labels, global_batch_size, seed, start_step, num_workers, worker_index, balanced,
-                             mirror, pairs)
+                             mirror, pack)
 
 
 def open_split(builder, split, mode, memory_budget_mib):

@@ -36,6 +36,17 @@ from cgan.core.errors import UserError
 DP_CHUNKS_PER_BATCH = 2   # a private step computes per-example gradients in chunks of batch / 2 images
 
 
+def packs_to_blocks(rows, pack):
+    """[b, ...] rows in adjacent packs (the stream's: 0..k−1 one pack) -> k blocks of b / k: pack i is rows
+    i + j·b/k, so that a batch's halves, its quarters, ... keep to whole packs' members."""
+    return tf.concat([rows[j::pack] for j in range(pack)], axis=0)
+
+
+def stack_blocks(images, pack):
+    """[b, R, R, 3] in k blocks -> [b / k, R, R, 3k]: each pack's images side by side in channels (D's input)."""
+    return tf.concat(tf.split(images, pack, axis=0), axis=-1)
+
+
 class TrainStep:
     """Holds the networks, optimizers, EMA, noise generator and step counter of one run."""
 
@@ -67,11 +78,11 @@ class TrainStep:
         self.augment_policy = config.augmentations
         num_classes = len(self.class_names)
         synchronized = strategy.num_replicas_in_sync > 1
-        if config.pack > 1 and (config.batch_size // strategy.num_replicas_in_sync) % 2:
-            raise UserError(f"--pack=2 pairs the images of each replica's batch: --batch_size={config.batch_size} "
-                            f"over {strategy.num_replicas_in_sync} replicas leaves an odd number; use a multiple of "
-                            f"{2 * strategy.num_replicas_in_sync}")
-        self._judged = config.batch_size // config.pack    # what D's losses average over: images or pairs
+        if config.pack > 1 and (config.batch_size // strategy.num_replicas_in_sync) % config.pack:
+            raise UserError(f"--pack={config.pack} packs the images of each replica's batch: --batch_size="
+                            f"{config.batch_size} over {strategy.num_replicas_in_sync} replicas leaves part of a "
+                            f"pack; use a multiple of {config.pack * strategy.num_replicas_in_sync}")
+        self._judged = config.batch_size // config.pack    # what D's losses average over: images or packs
         self.transitional = bool(config.transition_end)
         if config.private:
             if strategy.num_replicas_in_sync > 1:
@@ -327,11 +338,12 @@ class TrainStep:
         """
         config, batch = self.config, self._judged
         replicas = self.strategy.num_replicas_in_sync
-        if config.pack > 1:  # the stream's adjacent same-class pairs -> halves: rows i and i + b/2 pair up
-            images = tf.concat([images[0::2], images[1::2]], axis=0)
-            labels = tf.concat([labels[0::2], labels[1::2]], axis=0)
+        pack = config.pack
         fake_labels = labels
-        if config.pairs_labels:  # pairs (i, i + b/2) share a label and differ in z
+        if pack > 1:  # the stream's adjacent same-class packs -> k blocks: rows i + j·b/k form pack i
+            images, labels = packs_to_blocks(images, pack), packs_to_blocks(labels, pack)
+            fake_labels = tf.tile(labels[:tf.shape(labels)[0] // pack], [pack])   # so also pairs (i, i + b/2)
+        elif config.pairs_labels:  # pairs (i, i + b/2) share a label and differ in z
             half = tf.shape(labels)[0] // 2
             fake_labels = tf.concat([labels[:half], labels[:half], labels[2 * half:]], axis=0)
         extra = {}
@@ -386,12 +398,12 @@ class TrainStep:
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake, **extra}
 
     def _judge(self, images, labels):
-        """D's logits on a batch: each image alone, or with --pack=2 rows i and i + b/2 (same label) stacked
-        channel-wise as one pair ([b / 2, 1])."""
+        """D's logits on a batch: each image alone, or with --pack=k rows i + j·b/k (j < k, one label) stacked
+        channel-wise as one pack ([b / k, 1])."""
         if self.config.pack == 1:
             return self.discriminator([images, labels], training=True)
-        half = tf.shape(images)[0] // 2
-        return self.discriminator([tf.concat([images[:half], images[half:]], axis=-1), labels[:half]], training=True)
+        packed = stack_blocks(images, self.config.pack)                                  # [b / k, R, R, 3k]
+        return self.discriminator([packed, labels[:tf.shape(packed)[0]]], training=True)
 
     def _generate_batch(self, z, labels, pulled):
         """G's one training pass: (the batch [b, R, R, 3], its layout image [b, S, S, 3] or None, the images of
