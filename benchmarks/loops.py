@@ -93,7 +93,7 @@ class TrainerLoop:
         else:
             dataset = input_pipeline.train_dataset(data.images, data.labels, train_config.batch_size, train_config.seed,
                                                    balanced=train_config.balanced, mirror=train_config.mirror,
-                                                   pairs=train_config.pack > 1)
+                                                   pack=train_config.pack)
         self.iterator = iter(dataset)
 
     def _run(self, num_steps):

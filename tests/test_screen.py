@@ -263,6 +263,7 @@ def test_ctrl_c_is_passed_to_the_running_command_once(tmp_path):
     deadline = time.time() + 30
     while "\nready\n" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
         time.sleep(0.05)
+    time.sleep(0.5)   # the screen's wait has begun (Ctrl-C comes from a person, not within a millisecond)
     process.send_signal(signal.SIGINT)
     stdout, _ = process.communicate(timeout=30)
     assert stdout.strip() == "interrupted"

@@ -285,10 +285,13 @@ def run_command(argv, log_path):
     with open(log_path, "a") as log:
         log.write(f"$ {shlex.join(argv)}\n")
         log.flush()
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
+        process = None
+        try:   # (Popen inside: a Ctrl-C just after the command starts still reaches it)
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             return process.wait()
         except KeyboardInterrupt:
+            if process is None:
+                raise
             process.send_signal(signal.SIGINT)
             while True:
                 try:
