@@ -36,7 +36,7 @@ from cgan.core.errors import UserError
 _INDEX_SHUFFLE_ROUNDS = 4
 _MIRROR_SALT = 0x6d6972726f72  # the symmetry draws' stream, apart from the shuffles' (seed, epoch, ...) ones
 _POISSON_SALT = 0x706f6973     # the Poisson sample's stream, apart from the others
-_PAIR_SALT = 0x70616972        # the partners of --pack's same-class packs
+_PACK_SALT = 0x70616972        # the partners of --pack's same-class packs
 _SYMMETRIES = {"none": 1, "flip": 4, "flip_rot90": 8}  # symmetries of the square drawn from, per MIRRORS value
 _MIB = 1 << 20
 _FETCH_BLOCK = 1024   # examples per read when a streamed split is read whole
@@ -158,7 +158,7 @@ def pack_partners(first, first_position, labels, seed, pack=2):
     rank[members] = np.arange(len(labels)) - offsets[class_of[members]]               # [N] rank within class
     klass = tf.gather(tf.constant(class_of, tf.int64), first)                          # [P]
     size = tf.gather(tf.constant(sizes, tf.int64), klass)
-    uniform = tf.random.stateless_uniform(tf.shape(first), tf.stack([tf.constant(seed + _PAIR_SALT, tf.int64),
+    uniform = tf.random.stateless_uniform(tf.shape(first), tf.stack([tf.constant(seed + _PACK_SALT, tf.int64),
                                                                      tf.cast(first_position, tf.int64)]),
                                           dtype=tf.float64)
     others = tf.maximum(size - 1, 1)                                                   # [P]
@@ -166,11 +166,12 @@ def pack_partners(first, first_position, labels, seed, pack=2):
     spacing = tf.maximum(others // (pack - 1), 1)              # distinct shifts while others ≥ pack − 1
     first_rank = tf.gather(tf.constant(rank), first)
     offset = tf.gather(tf.constant(offsets, tf.int64), klass)
+    members, alone = tf.constant(members, tf.int64), size == 1
     columns = [first]
     for j in range(pack - 1):
         shift = 1 + (start + j * spacing) % others                                     # [P] in 1 .. others
-        partner_rank = (first_rank + tf.where(size > 1, shift, 0)) % size
-        columns.append(tf.gather(tf.constant(members, tf.int64), offset + partner_rank))
+        partner_rank = (first_rank + tf.where(alone, tf.zeros_like(shift), shift)) % size
+        columns.append(tf.gather(members, offset + partner_rank))
     return tf.reshape(tf.stack(columns, axis=1), [-1])                                 # [pack · P]
 
 
@@ -272,8 +273,8 @@ def train_dataset(images, labels, global_batch_size, seed, start_step=0, num_wor
         raise ValueError(f"{num_examples} images but {len(labels)} labels")
     label_values = np.asarray(labels)
     return indexed_dataset(memory_fetch(images, labels), num_examples, global_batch_size, seed, start_step,
-                           num_workers, worker_index, balanced_labels=label_values if balanced else None,
-                           mirror=mirror, pack_labels=label_values if pack > 1 else None, pack=pack)
+                           num_workers, worker_index, labels=label_values, balanced=balanced, mirror=mirror,
+                           pack=pack)
 
 
 def memory_fetch(images, labels):
@@ -296,21 +297,19 @@ def stream_dataset(reader, global_batch_size, seed, start_step=0, num_workers=1,
     """
     labels = reader.labels() if balanced or pack > 1 else None
     return indexed_dataset(reader.fetch, reader.num_examples, global_batch_size, seed, start_step, num_workers,
-                           worker_index, balanced_labels=labels if balanced else None, mirror=mirror,
-                           pack_labels=labels if pack > 1 else None, pack=pack)
+                           worker_index, labels=labels, balanced=balanced, mirror=mirror, pack=pack)
 
 
 def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, num_workers=1, worker_index=0,
-                    balanced_labels=None, mirror="none", pack_labels=None, pack=1):
+                    labels=None, balanced=False, mirror="none", pack=1):
     """The stream over examples 0 .. N - 1 of a split, whatever holds them.
 
     Args:
         fetch: TensorFlow function of [B] int64 example indices -> (images [B, R, R, 3] uint8, labels [B] int32).
         num_examples: N.
         global_batch_size, seed, start_step, num_workers, worker_index, mirror: as `train_dataset`.
-        balanced_labels: None for every example once per epoch; the [N] labels for the class-balanced stream.
-        pack_labels: None, or the [N] labels for a stream of same-class packs (`pack_partners`).
-        pack: examples per pack with pack_labels.
+        labels: the [N] labels; needed with balanced or pack > 1.
+        balanced, pack: as `train_dataset`.
 
     Returns:
         as `train_dataset`.
@@ -319,26 +318,28 @@ def indexed_dataset(fetch, num_examples, global_batch_size, seed, start_step=0, 
         raise UserError(f"--batch_size={global_batch_size} cannot be split over {num_workers} workers: "
                         f"use a multiple of {num_workers}")
     per_worker = global_batch_size // num_workers
-    if balanced_labels is not None:
-        to_indices = lambda positions: balanced_indices(positions, balanced_labels, seed)
+    if (balanced or pack > 1) and labels is None:
+        raise ValueError("a balanced or packed stream needs the labels")
+    if balanced:
+        to_indices = lambda positions: balanced_indices(positions, labels, seed)
     else:
         to_indices = lambda positions: shuffled_indices(positions, num_examples, seed)
     drawn = global_batch_size                   # stream positions per batch
-    if pack_labels is not None:
+    if pack > 1:
         if per_worker % pack:
             raise UserError(f"--pack={pack} needs whole packs on every worker, not a batch of {per_worker}: use "
                             f"--batch_size a multiple of {pack * num_workers}")
         drawn = global_batch_size // pack
         first_of_packs = to_indices
-        to_indices = lambda positions: pack_partners(first_of_packs(positions), positions[0], pack_labels, seed, pack)
+        to_indices = lambda positions: pack_partners(first_of_packs(positions), positions[0], labels, seed, pack)
 
     rows = slice(worker_index * per_worker, (worker_index + 1) * per_worker)
 
     def batch(positions):                                                # [drawn] int64
-        images, labels = fetch(to_indices(positions)[rows])              # [GB / W, R, R, 3], [GB / W]
+        images, batch_labels = fetch(to_indices(positions)[rows])        # [GB / W, R, R, 3], [GB / W]
         if mirror != "none":
             images = apply_symmetries(images, symmetry_choices(positions[0], global_batch_size, seed, mirror)[rows])
-        return normalise(images), labels
+        return normalise(images), batch_labels
 
     start = int(start_step) * drawn
     dataset = tf.data.Dataset.range(start, np.iinfo(np.int64).max)
